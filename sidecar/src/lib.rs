@@ -1,0 +1,15 @@
+//! Gossamer's gossip node: SWIM membership with Lifeguard, wire-compatible
+//! with hashicorp/memberlist.
+//!
+//! The protocol core ([`membership`], [`wire`]) is pure: it takes packets,
+//! stream messages, commands and the current time, and returns packets to
+//! send, streams to open and events. The tokio shell lives in `runtime`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod membership;
+pub mod runtime;
+pub mod settings;
+pub mod stdio;
+pub mod wire;

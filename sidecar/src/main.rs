@@ -1,0 +1,240 @@
+//! `gossamer-sidecar`: the gossip node binary.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::disallowed_methods)] // the binary is shell: it may read the clock
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use gossamer_sidecar::membership::{Event, Profile};
+use gossamer_sidecar::settings::{self, FileConfig};
+use gossamer_sidecar::{runtime, stdio};
+use tracing::{error, info};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gossamer-sidecar",
+    version,
+    about = "Gossamer gossip node (SWIM membership, memberlist-compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run one node (from a config file, the embedded default, and flags).
+    Run(Box<RunArgs>),
+    /// Start a local cluster of nodes on loopback, kill one, and show it detected.
+    Demo {
+        /// Nodes to start.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+    },
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct RunArgs {
+    /// YAML configuration file; default: the embedded default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Speak the JSON-lines control protocol on stdin/stdout (tests, demo).
+    #[arg(long)]
+    stdio: bool,
+    /// Node name (default: random 12 hex characters).
+    #[arg(long)]
+    name: Option<String>,
+    /// UDP and TCP bind address, IP:PORT (port 0: pick a free one).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Address told to peers.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Profile: lan, wan or local.
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Cluster label.
+    #[arg(long)]
+    label: Option<String>,
+    /// Seed to join at start (repeatable).
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    /// Node metadata text.
+    #[arg(long)]
+    meta: Option<String>,
+    /// Protocol version spoken (2..5).
+    #[arg(long)]
+    protocol_version: Option<u8>,
+    /// Compress packets and streams.
+    #[arg(long)]
+    compression: Option<bool>,
+    /// Probe interval override.
+    #[arg(long)]
+    probe_interval_ms: Option<u64>,
+    /// Probe timeout override.
+    #[arg(long)]
+    probe_timeout_ms: Option<u64>,
+    /// Gossip interval override.
+    #[arg(long)]
+    gossip_interval_ms: Option<u64>,
+    /// Suspicion multiplier override.
+    #[arg(long)]
+    suspicion_mult: Option<usize>,
+    /// Push/pull interval override.
+    #[arg(long)]
+    push_pull_interval_ms: Option<u64>,
+    /// Seed of the node's RNG (default: random).
+    #[arg(long)]
+    rng_seed: Option<u64>,
+}
+
+impl RunArgs {
+    fn file_config(&self) -> Result<FileConfig, String> {
+        let mut f = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                FileConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => FileConfig::embedded(),
+        };
+        if let Some(v) = &self.name {
+            f.node.name = Some(v.clone());
+        }
+        if let Some(v) = &self.bind {
+            f.node.bind = v.clone();
+        }
+        if let Some(v) = &self.advertise {
+            f.node.advertise = Some(v.clone());
+        }
+        if let Some(v) = self.profile {
+            f.profile = v;
+        }
+        if let Some(v) = &self.label {
+            f.label = Some(v.clone());
+        }
+        if !self.seeds.is_empty() {
+            f.peers = self.seeds.clone();
+        }
+        if let Some(v) = &self.meta {
+            f.node.meta = Some(v.clone());
+        }
+        let t = &mut f.tuning;
+        t.protocol_version = self.protocol_version.or(t.protocol_version);
+        t.compression = self.compression.or(t.compression);
+        t.probe_interval_ms = self.probe_interval_ms.or(t.probe_interval_ms);
+        t.probe_timeout_ms = self.probe_timeout_ms.or(t.probe_timeout_ms);
+        t.gossip_interval_ms = self.gossip_interval_ms.or(t.gossip_interval_ms);
+        t.suspicion_mult = self.suspicion_mult.or(t.suspicion_mult);
+        t.push_pull_interval_ms = self.push_pull_interval_ms.or(t.push_pull_interval_ms);
+        Ok(f)
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let file = args.file_config()?;
+    let (mut cfg, bind) = file.to_config()?;
+    if file.node.advertise.is_none() {
+        cfg.advertise = bind;
+    }
+    let mut seeds = Vec::new();
+    for p in &file.peers {
+        seeds.push(settings::resolve(p).map_err(|e| format!("peer {p:?}: {e}"))?);
+    }
+    let seed = args.rng_seed.unwrap_or_else(rand::random);
+    let (node, mut events) = runtime::start(cfg, bind, seed)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !seeds.is_empty() {
+        node.join(seeds);
+    }
+    if args.stdio {
+        if stdio::serve(node.clone(), &mut events).await == stdio::Exit::Terminate {
+            stdio::leave_and_wait(&node, &mut events, Duration::from_secs(5)).await;
+        }
+        node.shutdown();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        return Ok(());
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    loop {
+        tokio::select! {
+            Some(e) = events.recv() => log_event(&e),
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    info!("leaving the cluster");
+    stdio::leave_and_wait(&node, &mut events, Duration::from_secs(5)).await;
+    node.shutdown();
+    Ok(())
+}
+
+fn log_event(e: &Event) {
+    match e {
+        Event::Join(m) => info!(node = %m.name, addr = %m.addr, "member joined"),
+        Event::Leave(m) => {
+            info!(node = %m.name, addr = %m.addr, state = m.status.as_str(), "member gone")
+        }
+        Event::Update(m) => info!(node = %m.name, "member updated"),
+        Event::JoinFinished {
+            contacted, errors, ..
+        } => {
+            if *contacted > 0 {
+                info!(contacted, "joined the cluster");
+            } else {
+                error!(tried = %errors.join("; "), "failed to join: no seed answered");
+            }
+        }
+        Event::Conflict { existing, other } => {
+            error!(node = %existing.name, existing = %existing.addr, other = %other.addr, "name conflict refused")
+        }
+        other => info!(event = ?other, "event"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.cmd {
+            Cmd::Run(args) => run(*args).await,
+            Cmd::Demo { nodes } => demo::run(nodes).await,
+        }
+    });
+    // A blocking stdin read may still be pending; don't wait for it.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

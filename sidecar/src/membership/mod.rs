@@ -1,0 +1,1057 @@
+//! SWIM membership with Lifeguard, as hashicorp/memberlist runs it, as a
+//! pure state machine.
+//!
+//! The core takes inputs — a received packet ([`Membership::handle_packet`]),
+//! an inbound stream message ([`Membership::handle_stream`]), the result of a
+//! stream it asked for ([`Membership::handle_stream_result`]), the passing of
+//! time ([`Membership::handle_timeout`]) and application commands — and
+//! queues [`Output`]s (packets to send, streams to open, events) that the
+//! caller drains with [`Membership::poll_output`]. It never reads a clock,
+//! never touches a socket and owns its RNG, seeded by the caller.
+
+mod config;
+mod node;
+mod probe;
+mod queue;
+mod suspicion;
+mod types;
+
+pub use config::{
+    Config, Profile, PROTOCOL_VERSION_DEFAULT, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
+};
+pub use queue::{retransmit_limit, BroadcastQueue};
+pub use suspicion::{suspicion_timeout, Awareness, Suspicion};
+pub use types::{
+    addr_from_wire, ip_to_wire, Event, JoinId, Member, NodeStatus, Output, Stats, StreamId,
+    StreamRequest, StreamResult,
+};
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tracing::{debug, warn};
+
+use crate::wire::{self, Message, PushNodeState, PushPull, StreamMessage};
+
+use node::NodeState;
+
+/// memberlist's assumed compound header overhead.
+const COMPOUND_HEADER_OVERHEAD: usize = 2;
+/// memberlist's assumed per-part overhead in a compound.
+const COMPOUND_OVERHEAD: usize = 2;
+/// The user-message type byte added to each user broadcast.
+const USER_MSG_OVERHEAD: usize = 1;
+/// Push/pull intervals scale up past this many members.
+const PUSH_PULL_SCALE_THRESHOLD: usize = 32;
+/// A conflict about the same name and address is reported at most this often.
+const CONFLICT_REPORT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Errors from application commands.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommandError {
+    /// The named member is not known.
+    #[error("no member named {0:?} is known: check the name against the member list")]
+    UnknownMember(String),
+    /// Metadata over the limit.
+    #[error("node metadata is {0} bytes, over the limit of {limit} bytes", limit = wire::META_MAX_SIZE)]
+    MetaTooLarge(usize),
+    /// The node has left or shut down.
+    #[error("this node has left the cluster; start a new node to rejoin")]
+    Left,
+}
+
+/// A one-shot timer the core asked for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Probe,
+    ProbeTimeout(u32),
+    ProbeDeadline(u32),
+    Gossip,
+    PushPull,
+    Suspicion(String),
+    AckExpire(u32),
+    LeaveTimeout,
+}
+
+/// Who waits for an ack with a given sequence number.
+#[derive(Debug)]
+enum AckHandler {
+    /// Our own probe.
+    Probe,
+    /// A ping we sent on behalf of another member's indirect probe.
+    Indirect {
+        reply_to: SocketAddr,
+        reply_name: String,
+        orig_seq: u32,
+        nack: bool,
+    },
+}
+
+/// Why a stream was opened.
+#[derive(Debug)]
+enum StreamPurpose {
+    PushPull {
+        join: Option<JoinId>,
+        to: SocketAddr,
+    },
+    TcpPing {
+        seq: u32,
+    },
+    UserMessage {
+        to: String,
+    },
+}
+
+#[derive(Debug)]
+struct JoinState {
+    pending: usize,
+    contacted: usize,
+    errors: Vec<String>,
+}
+
+#[derive(Debug)]
+struct LeaveState {
+    broadcast: queue::BroadcastId,
+}
+
+/// Decodes stream messages as this node expects them; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StreamCodec {
+    label: String,
+}
+
+impl StreamCodec {
+    /// Parses one stream message from the start of `buf`. `Ok(None)` means
+    /// more bytes are needed. With `inbound`, a label header is expected as
+    /// on an accepted connection and checked against ours. On success returns
+    /// the message and the bytes it took.
+    ///
+    /// # Errors
+    /// A clear text naming what was wrong (label mismatch, malformed data,
+    /// over the 20 MiB limit).
+    pub fn decode(
+        &self,
+        buf: &[u8],
+        inbound: bool,
+    ) -> Result<Option<(StreamMessage, usize)>, String> {
+        let mut offset = 0;
+        if inbound {
+            match wire::split_stream_label(buf).map_err(|e| e.to_string())? {
+                None => return Ok(None),
+                Some((label, n)) => {
+                    if label != self.label {
+                        return Err(format!(
+                            "stream label {label:?} does not match this cluster's label {:?}: the peer belongs to another cluster",
+                            self.label
+                        ));
+                    }
+                    offset = n;
+                }
+            }
+        }
+        match wire::decode_stream(&buf[offset..]).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some((msg, n)) => Ok(Some((msg, offset + n))),
+        }
+    }
+}
+
+/// The membership state machine of one node.
+#[derive(Debug)]
+pub struct Membership {
+    cfg: Config,
+    rng: SmallRng,
+    nodes: HashMap<String, NodeState>,
+    /// Probe order (shuffled), including ourselves and recently dead nodes.
+    order: Vec<String>,
+    probe_index: usize,
+    probe: Option<probe::Probe>,
+    incarnation: u32,
+    seq_no: u32,
+    awareness: Awareness,
+    suspicions: HashMap<String, Suspicion>,
+    broadcasts: BroadcastQueue,
+    user_broadcasts: BroadcastQueue,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    timer_seq: u64,
+    acks: HashMap<u32, AckHandler>,
+    streams: HashMap<StreamId, StreamPurpose>,
+    next_stream: StreamId,
+    joins: HashMap<JoinId, JoinState>,
+    next_join: JoinId,
+    local_state: Vec<u8>,
+    left: bool,
+    leave: Option<LeaveState>,
+    shut_down: bool,
+    conflicts_reported: HashMap<(String, SocketAddr), Instant>,
+    outputs: VecDeque<Output>,
+    stats: Stats,
+}
+
+impl Membership {
+    /// Creates the node, alive at incarnation 1, and arms its periodic work
+    /// with a random stagger.
+    ///
+    /// # Errors
+    /// The configuration's own validation error.
+    pub fn new(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
+        cfg.validate()?;
+        let mut m = Membership {
+            awareness: Awareness::new(cfg.awareness_max_multiplier),
+            rng: SmallRng::seed_from_u64(seed),
+            nodes: HashMap::new(),
+            order: Vec::new(),
+            probe_index: 0,
+            probe: None,
+            incarnation: 0,
+            seq_no: 0,
+            suspicions: HashMap::new(),
+            broadcasts: BroadcastQueue::default(),
+            user_broadcasts: BroadcastQueue::default(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            acks: HashMap::new(),
+            streams: HashMap::new(),
+            next_stream: 0,
+            joins: HashMap::new(),
+            next_join: 0,
+            local_state: Vec::new(),
+            left: false,
+            leave: None,
+            shut_down: false,
+            conflicts_reported: HashMap::new(),
+            outputs: VecDeque::new(),
+            stats: Stats::default(),
+            cfg,
+        };
+        let inc = m.next_incarnation();
+        let me = m.local_alive(inc);
+        m.alive_node(me, true, now);
+        let probe_stagger = m.stagger(m.cfg.probe_interval);
+        m.arm(now + probe_stagger, Timer::Probe);
+        if !m.cfg.gossip_interval.is_zero() {
+            let s = m.stagger(m.cfg.gossip_interval);
+            m.arm(now + s, Timer::Gossip);
+        }
+        if !m.cfg.push_pull_interval.is_zero() {
+            let s = m.stagger(m.cfg.push_pull_interval);
+            m.arm(now + s, Timer::PushPull);
+        }
+        Ok(m)
+    }
+
+    // ----- inputs ---------------------------------------------------------
+
+    /// Handles one received UDP datagram from `from`. Malformed input is
+    /// counted and logged at debug level with the sender; it changes nothing.
+    pub fn handle_packet(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        if self.shut_down {
+            return;
+        }
+        self.stats.packets_received += 1;
+        let (label, body) = match wire::split_label_header(data) {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(%from, error = %e, "malformed packet label header");
+                return;
+            }
+        };
+        if label != self.cfg.label {
+            self.stats.label_mismatches += 1;
+            debug!(%from, label, expected = %self.cfg.label, "discarding packet with another cluster label");
+            return;
+        }
+        let body = match self.open_packet(body) {
+            Ok(b) => b,
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(%from, error = %e, "cannot open packet");
+                return;
+            }
+        };
+        let parts = match wire::decode_packet(&body) {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(%from, error = %e, "malformed packet");
+                return;
+            }
+        };
+        for part in parts {
+            match part {
+                Ok(msg) => self.handle_message(from, msg, now),
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    debug!(%from, error = %e, "malformed message in packet");
+                }
+            }
+        }
+        self.flush_finished(now);
+    }
+
+    /// Parses one stream message from the start of `buf` (see
+    /// [`StreamCodec::decode`]).
+    ///
+    /// # Errors
+    /// As [`StreamCodec::decode`].
+    pub fn decode_stream_frame(
+        &self,
+        buf: &[u8],
+        inbound: bool,
+    ) -> Result<Option<(StreamMessage, usize)>, String> {
+        self.stream_codec().decode(buf, inbound)
+    }
+
+    /// A decoder for stream messages that the shell can use off the core's
+    /// task (on each connection's own task).
+    pub fn stream_codec(&self) -> StreamCodec {
+        StreamCodec {
+            label: self.cfg.label.clone(),
+        }
+    }
+
+    /// Handles a message read from an accepted stream; returns the bytes to
+    /// write back, if any.
+    pub fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        msg: StreamMessage,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        if self.shut_down {
+            return None;
+        }
+        let reply = match msg {
+            StreamMessage::Ping(p) => {
+                if !p.node.is_empty() && p.node != self.cfg.name {
+                    debug!(%from, node = %p.node, "stream ping for another node");
+                    return None;
+                }
+                let ack = StreamMessage::Ack(wire::Ack {
+                    seq_no: p.seq_no,
+                    payload: Vec::new(),
+                });
+                Some(self.seal_stream(&ack, false))
+            }
+            StreamMessage::PushPull(pp) => {
+                let reply = self.seal_stream(&self.local_push_pull(pp.join), false);
+                self.merge_remote(pp, now);
+                Some(reply)
+            }
+            StreamMessage::User(data) => {
+                self.emit(Event::UserMessage(data));
+                None
+            }
+            StreamMessage::Ack(_) | StreamMessage::Err(_) => {
+                debug!(%from, "unexpected message opening a stream");
+                None
+            }
+        };
+        self.flush_finished(now);
+        reply
+    }
+
+    /// Hands back the outcome of a [`StreamRequest`]: the reply message
+    /// (`Ok(None)` when no reply was expected) or an error text.
+    pub fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {
+        let Some(purpose) = self.streams.remove(&id) else {
+            return;
+        };
+        match purpose {
+            StreamPurpose::PushPull { join, to } => {
+                let outcome = match result {
+                    Ok(Some(StreamMessage::PushPull(pp))) => {
+                        self.merge_remote(pp, now);
+                        Ok(())
+                    }
+                    Ok(Some(StreamMessage::Err(e))) => Err(format!("remote error: {}", e.error)),
+                    Ok(Some(_)) => Err("peer answered push/pull with another message".into()),
+                    Ok(None) => Err(
+                        "peer closed the stream without answering; a peer hangs up like this when its cluster label or encryption keys differ from ours"
+                            .into(),
+                    ),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = &outcome {
+                    debug!(%to, error = %e, "push/pull failed");
+                }
+                if let Some(jid) = join {
+                    self.join_progress(jid, to, outcome);
+                }
+            }
+            StreamPurpose::TcpPing { seq } => {
+                if let Ok(Some(StreamMessage::Ack(ack))) = &result {
+                    if let Some(p) = self.probe.as_mut() {
+                        if p.seq == seq && ack.seq_no == seq {
+                            p.tcp_contact = true;
+                        }
+                    }
+                } else if let Err(e) = result {
+                    debug!(seq, error = %e, "fallback TCP ping failed");
+                }
+            }
+            StreamPurpose::UserMessage { to } => {
+                if let Err(e) = result {
+                    warn!(node = %to, error = %e, "reliable user message not delivered");
+                }
+            }
+        }
+        self.flush_finished(now);
+    }
+
+    /// When [`Membership::handle_timeout`] next needs calling.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.shut_down {
+            return None;
+        }
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, _, _))) = self.timers.peek() {
+            if *t > now || self.shut_down {
+                break;
+            }
+            let Some(Reverse((_, _, timer))) = self.timers.pop() else {
+                break;
+            };
+            self.fire(timer, now);
+        }
+        self.flush_finished(now);
+    }
+
+    /// The next instruction for the shell, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    // ----- commands -------------------------------------------------------
+
+    /// Joins through `seeds` with a push/pull to each; [`Event::JoinFinished`]
+    /// reports the outcome.
+    pub fn join(&mut self, seeds: &[SocketAddr], now: Instant) -> JoinId {
+        self.next_join += 1;
+        let id = self.next_join;
+        self.joins.insert(
+            id,
+            JoinState {
+                pending: seeds.len(),
+                contacted: 0,
+                errors: Vec::new(),
+            },
+        );
+        if seeds.is_empty() {
+            self.join_finish(id);
+        }
+        for seed in seeds {
+            self.push_pull(*seed, Some(id), now);
+        }
+        id
+    }
+
+    /// Sends `data` to the member `to` in one UDP packet, without retries.
+    ///
+    /// # Errors
+    /// The member is unknown.
+    pub fn send_best_effort(&mut self, to: &str, data: &[u8]) -> Result<(), CommandError> {
+        let node = self
+            .nodes
+            .get(to)
+            .ok_or_else(|| CommandError::UnknownMember(to.to_string()))?;
+        let (addr, pmax) = (node.member.addr, node.member.protocol_max());
+        let mut msg = Vec::with_capacity(data.len() + 1);
+        Message::User(data.to_vec()).encode(&mut msg);
+        self.send_packet(addr, Some(pmax), msg);
+        Ok(())
+    }
+
+    /// Sends `data` to the member `to` over a stream.
+    ///
+    /// # Errors
+    /// The member is unknown.
+    pub fn send_reliable(
+        &mut self,
+        to: &str,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), CommandError> {
+        let addr = self
+            .nodes
+            .get(to)
+            .ok_or_else(|| CommandError::UnknownMember(to.to_string()))?
+            .member
+            .addr;
+        let bytes = self.seal_stream(&StreamMessage::User(data.to_vec()), true);
+        self.open_stream(
+            addr,
+            bytes,
+            false,
+            now,
+            StreamPurpose::UserMessage { to: to.to_string() },
+        );
+        Ok(())
+    }
+
+    /// Queues `data` as a user broadcast, piggybacked on gossip.
+    pub fn broadcast(&mut self, data: Vec<u8>) {
+        self.user_broadcasts.push(None, data, false);
+        self.user_broadcasts.prune(self.cfg.max_queued_broadcasts);
+    }
+
+    /// Sets the user state sent on push/pull.
+    pub fn set_local_state(&mut self, data: Vec<u8>) {
+        self.local_state = data;
+    }
+
+    /// Changes this node's metadata and announces it with a new incarnation.
+    ///
+    /// # Errors
+    /// Metadata over 512 bytes, or the node has left.
+    pub fn set_meta(&mut self, meta: Vec<u8>, now: Instant) -> Result<(), CommandError> {
+        if meta.len() > wire::META_MAX_SIZE {
+            return Err(CommandError::MetaTooLarge(meta.len()));
+        }
+        if self.left {
+            return Err(CommandError::Left);
+        }
+        self.cfg.meta = meta;
+        let inc = self.next_incarnation();
+        let a = self.local_alive(inc);
+        self.alive_node(a, true, now);
+        Ok(())
+    }
+
+    /// Leaves gracefully: broadcasts that this node left and reports
+    /// [`Event::LeaveFinished`] once the broadcast is out or `timeout` passed.
+    /// The node keeps answering probes until shut down.
+    pub fn leave(&mut self, timeout: Duration, now: Instant) {
+        if self.left {
+            self.emit(Event::LeaveFinished {
+                broadcast_sent: true,
+            });
+            return;
+        }
+        self.left = true;
+        let inc = self.local().map(|n| n.member.incarnation).unwrap_or(0);
+        let d = wire::Dead {
+            incarnation: inc,
+            node: self.cfg.name.clone(),
+            from: self.cfg.name.clone(),
+        };
+        self.dead_node(d, now);
+        let others_alive = self
+            .nodes
+            .values()
+            .any(|n| n.member.name != self.cfg.name && n.member.status == NodeStatus::Alive);
+        if !others_alive || self.leave.is_none() {
+            self.leave = None;
+            self.emit(Event::LeaveFinished {
+                broadcast_sent: true,
+            });
+        } else {
+            self.arm(now + timeout, Timer::LeaveTimeout);
+        }
+    }
+
+    /// Stops all activity: no more timers, outputs or events.
+    pub fn shutdown(&mut self) {
+        self.shut_down = true;
+        self.timers.clear();
+    }
+
+    // ----- queries --------------------------------------------------------
+
+    /// Every member known, including dead and left ones, sorted by name.
+    pub fn members(&self) -> Vec<Member> {
+        let mut v: Vec<Member> = self.nodes.values().map(|n| n.member.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// One member by name.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.nodes.get(name).map(|n| &n.member)
+    }
+
+    /// Members alive or suspect (as memberlist's `NumMembers`).
+    pub fn num_live(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| !n.member.status.is_gone())
+            .count()
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Lifeguard health score: 0 is healthy.
+    pub fn health_score(&self) -> usize {
+        self.awareness.score()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Membership broadcasts waiting to be sent.
+    pub fn queued_broadcasts(&self) -> usize {
+        self.broadcasts.len() + self.user_broadcasts.len()
+    }
+
+    // ----- timers ---------------------------------------------------------
+
+    fn arm(&mut self, at: Instant, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((at, self.timer_seq, timer)));
+    }
+
+    fn stagger(&mut self, interval: Duration) -> Duration {
+        let nanos = interval.as_nanos().max(1) as u64;
+        Duration::from_nanos(self.rng.random_range(0..nanos))
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Probe => self.probe_tick(now),
+            Timer::ProbeTimeout(seq) => self.probe_timeout(seq, now),
+            Timer::ProbeDeadline(seq) => self.probe_deadline(seq, now),
+            Timer::Gossip => {
+                self.gossip(now);
+                let at = now + self.cfg.gossip_interval;
+                self.arm(at, Timer::Gossip);
+            }
+            Timer::PushPull => {
+                self.periodic_push_pull(now);
+                let at = now + push_pull_scale(self.cfg.push_pull_interval, self.order.len());
+                self.arm(at, Timer::PushPull);
+            }
+            Timer::Suspicion(name) => self.suspicion_expired(name, now),
+            Timer::AckExpire(seq) => {
+                if let Some(AckHandler::Indirect {
+                    reply_to,
+                    reply_name,
+                    orig_seq,
+                    nack: true,
+                }) = self.acks.remove(&seq)
+                {
+                    // The target did not answer in time: tell the prober we tried.
+                    let pmax = self.protocol_max_of(&reply_name);
+                    self.send_msg(
+                        reply_to,
+                        pmax,
+                        &Message::Nack(wire::Nack { seq_no: orig_seq }),
+                    );
+                }
+            }
+            Timer::LeaveTimeout => {
+                if self.leave.take().is_some() {
+                    warn!("leave broadcast not fully sent before the timeout");
+                    self.emit(Event::LeaveFinished {
+                        broadcast_sent: false,
+                    });
+                }
+            }
+        }
+    }
+
+    // ----- sending --------------------------------------------------------
+
+    fn emit(&mut self, e: Event) {
+        if !self.shut_down {
+            self.outputs.push_back(Output::Event(e));
+        }
+    }
+
+    fn label_overhead(&self) -> usize {
+        if self.cfg.label.is_empty() {
+            0
+        } else {
+            2 + self.cfg.label.len()
+        }
+    }
+
+    /// Bytes a packet body may use after framing overheads.
+    fn packet_budget(&self) -> usize {
+        self.cfg
+            .udp_buffer_size
+            .saturating_sub(COMPOUND_HEADER_OVERHEAD + self.label_overhead() + self.seal_overhead())
+    }
+
+    /// Sends `msg` with as many broadcasts piggybacked as fit.
+    fn send_msg(&mut self, to: SocketAddr, pmax: Option<u8>, msg: &Message) {
+        let mut first = Vec::new();
+        msg.encode(&mut first);
+        let avail = self.packet_budget().saturating_sub(first.len());
+        let extra = self.take_broadcasts(COMPOUND_OVERHEAD, avail);
+        if extra.is_empty() {
+            self.send_packet(to, pmax, first);
+        } else {
+            let mut parts = Vec::with_capacity(extra.len() + 1);
+            parts.push(first);
+            parts.extend(extra);
+            self.send_packet(to, pmax, wire::encode_compound(&parts));
+        }
+    }
+
+    /// Frames and emits one packet: compression when it helps, CRC for
+    /// peers on protocol 5 and up, encryption, label.
+    fn send_packet(&mut self, to: SocketAddr, pmax: Option<u8>, mut body: Vec<u8>) {
+        if self.shut_down {
+            return;
+        }
+        if self.cfg.enable_compression {
+            let c = wire::compress_payload(&body);
+            if c.len() < body.len() {
+                body = c;
+            }
+        }
+        if pmax.is_some_and(|p| p >= 5) {
+            body = wire::add_crc(&body);
+        }
+        let sealed = self.seal_packet(body);
+        let data = wire::add_label_header(&self.cfg.label, &sealed);
+        self.stats.packets_sent += 1;
+        self.outputs.push_back(Output::Packet { to, data });
+    }
+
+    /// Encryption seam: packets leave as they are until a keyring is set.
+    fn seal_packet(&self, body: Vec<u8>) -> Vec<u8> {
+        body
+    }
+
+    /// Encryption seam: bytes added per packet by sealing.
+    fn seal_overhead(&self) -> usize {
+        0
+    }
+
+    /// Encryption seam: received packets are plain until a keyring is set.
+    fn open_packet(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(body.to_vec())
+    }
+
+    /// Encodes a stream message as this node sends it; `outbound` adds the
+    /// label header that opens a connection.
+    fn seal_stream(&self, msg: &StreamMessage, outbound: bool) -> Vec<u8> {
+        let body = wire::encode_stream(msg, self.cfg.enable_compression);
+        if outbound {
+            wire::add_label_header(&self.cfg.label, &body)
+        } else {
+            body
+        }
+    }
+
+    fn open_stream(
+        &mut self,
+        to: SocketAddr,
+        data: Vec<u8>,
+        expect_reply: bool,
+        now: Instant,
+        purpose: StreamPurpose,
+    ) -> StreamId {
+        self.next_stream += 1;
+        let id = self.next_stream;
+        let deadline = match &purpose {
+            StreamPurpose::TcpPing { .. } => self
+                .probe
+                .as_ref()
+                .map(|p| p.deadline)
+                .unwrap_or(now + self.cfg.probe_interval),
+            _ => now + self.cfg.tcp_timeout,
+        };
+        self.streams.insert(id, purpose);
+        if !self.shut_down {
+            self.outputs.push_back(Output::Stream(StreamRequest {
+                id,
+                to,
+                data,
+                expect_reply,
+                deadline,
+            }));
+        }
+        id
+    }
+
+    /// Membership broadcasts first, then user broadcasts in the space left.
+    fn take_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+        let transmit = retransmit_limit(self.cfg.retransmit_mult, self.order.len());
+        let mut msgs = self.broadcasts.take(overhead, limit, transmit);
+        let used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
+        let avail = limit.saturating_sub(used);
+        if avail > overhead + USER_MSG_OVERHEAD && !self.user_broadcasts.is_empty() {
+            for data in self
+                .user_broadcasts
+                .take(overhead + USER_MSG_OVERHEAD, avail, transmit)
+            {
+                let mut framed = Vec::with_capacity(data.len() + 1);
+                Message::User(data).encode(&mut framed);
+                msgs.push(framed);
+            }
+        }
+        msgs
+    }
+
+    /// Queues a broadcast about `node`, replacing older news of it.
+    fn broadcast_about(&mut self, node: &str, msg: &Message, notify: bool) -> queue::BroadcastId {
+        let mut buf = Vec::new();
+        msg.encode(&mut buf);
+        let id = self.broadcasts.push(Some(node.to_string()), buf, notify);
+        self.broadcasts.prune(self.cfg.max_queued_broadcasts);
+        id
+    }
+
+    /// Reports finished leave broadcasts.
+    fn flush_finished(&mut self, _now: Instant) {
+        let finished = self.broadcasts.take_finished();
+        if let Some(l) = &self.leave {
+            if finished.contains(&l.broadcast) {
+                self.leave = None;
+                self.emit(Event::LeaveFinished {
+                    broadcast_sent: true,
+                });
+            }
+        }
+    }
+
+    // ----- gossip and push/pull -------------------------------------------
+
+    fn gossip(&mut self, now: Instant) {
+        let dead_time = self.cfg.gossip_to_the_dead_time;
+        let me = self.cfg.name.clone();
+        let targets = self.random_nodes(self.cfg.gossip_nodes, |n| {
+            n.member.name == me
+                || match n.member.status {
+                    NodeStatus::Alive | NodeStatus::Suspect => false,
+                    NodeStatus::Dead => now.saturating_duration_since(n.state_change) > dead_time,
+                    NodeStatus::Left => true,
+                }
+        });
+        let budget = self.packet_budget();
+        for (addr, pmax) in targets {
+            let msgs = self.take_broadcasts(COMPOUND_OVERHEAD, budget);
+            if msgs.is_empty() {
+                return;
+            }
+            if msgs.len() == 1 {
+                let only = msgs.into_iter().next().unwrap_or_default();
+                self.send_packet(addr, Some(pmax), only);
+            } else {
+                for chunk in msgs.chunks(255) {
+                    let c = wire::encode_compound(chunk);
+                    self.send_packet(addr, Some(pmax), c);
+                }
+            }
+        }
+    }
+
+    fn periodic_push_pull(&mut self, now: Instant) {
+        let me = self.cfg.name.clone();
+        let target = self.random_nodes(1, |n| {
+            n.member.name == me || n.member.status != NodeStatus::Alive
+        });
+        if let Some((addr, _)) = target.first() {
+            self.push_pull(*addr, None, now);
+        }
+    }
+
+    fn push_pull(&mut self, to: SocketAddr, join: Option<JoinId>, now: Instant) {
+        let msg = self.local_push_pull(join.is_some());
+        let data = self.seal_stream(&msg, true);
+        self.open_stream(to, data, true, now, StreamPurpose::PushPull { join, to });
+    }
+
+    fn local_push_pull(&self, join: bool) -> StreamMessage {
+        let nodes = self
+            .order
+            .iter()
+            .filter_map(|name| self.nodes.get(name))
+            .map(|n| PushNodeState {
+                name: n.member.name.clone(),
+                addr: ip_to_wire(&n.member.addr),
+                port: n.member.addr.port(),
+                meta: n.member.meta.clone(),
+                incarnation: n.member.incarnation,
+                state: n.member.status as u8,
+                vsn: n.member.vsn.to_vec(),
+            })
+            .collect();
+        StreamMessage::PushPull(PushPull {
+            join,
+            nodes,
+            user_state: self.local_state.clone(),
+        })
+    }
+
+    fn merge_remote(&mut self, pp: PushPull, now: Instant) {
+        if !pp.user_state.is_empty() {
+            self.emit(Event::RemoteState {
+                data: pp.user_state,
+                join: pp.join,
+            });
+        }
+        for r in pp.nodes {
+            let Some(status) = NodeStatus::from_wire(r.state) else {
+                debug!(node = %r.name, state = r.state, "push/pull entry with unknown state");
+                continue;
+            };
+            match status {
+                // Alive in their view: treat as an alive message.
+                NodeStatus::Alive => {
+                    let a = wire::Alive {
+                        incarnation: r.incarnation,
+                        node: r.name,
+                        addr: r.addr,
+                        port: r.port,
+                        meta: r.meta,
+                        vsn: r.vsn,
+                    };
+                    self.alive_node(a, false, now);
+                }
+                // Left: the node said so itself.
+                NodeStatus::Left => {
+                    let d = wire::Dead {
+                        incarnation: r.incarnation,
+                        node: r.name.clone(),
+                        from: r.name,
+                    };
+                    self.dead_node(d, now);
+                }
+                // Dead or suspect in their view: we only suspect it, and let it refute.
+                NodeStatus::Dead | NodeStatus::Suspect => {
+                    let s = wire::Suspect {
+                        incarnation: r.incarnation,
+                        node: r.name,
+                        from: self.cfg.name.clone(),
+                    };
+                    self.suspect_node(s, now);
+                }
+            }
+        }
+    }
+
+    fn join_progress(&mut self, id: JoinId, to: SocketAddr, outcome: Result<(), String>) {
+        let Some(j) = self.joins.get_mut(&id) else {
+            return;
+        };
+        j.pending = j.pending.saturating_sub(1);
+        match outcome {
+            Ok(()) => j.contacted += 1,
+            Err(e) => j.errors.push(format!("{to}: {e}")),
+        }
+        if j.pending == 0 {
+            self.join_finish(id);
+        }
+    }
+
+    fn join_finish(&mut self, id: JoinId) {
+        if let Some(j) = self.joins.remove(&id) {
+            self.emit(Event::JoinFinished {
+                id,
+                contacted: j.contacted,
+                errors: j.errors,
+            });
+        }
+    }
+
+    // ----- helpers ----------------------------------------------------------
+
+    fn next_incarnation(&mut self) -> u32 {
+        self.incarnation = self.incarnation.wrapping_add(1);
+        self.incarnation
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq_no = self.seq_no.wrapping_add(1);
+        self.seq_no
+    }
+
+    fn local(&self) -> Option<&NodeState> {
+        self.nodes.get(&self.cfg.name)
+    }
+
+    fn local_vsn(&self) -> [u8; 6] {
+        let d = self.cfg.delegate_versions;
+        [
+            PROTOCOL_VERSION_MIN,
+            PROTOCOL_VERSION_MAX,
+            self.cfg.protocol_version,
+            d[0],
+            d[1],
+            d[2],
+        ]
+    }
+
+    fn local_alive(&self, incarnation: u32) -> wire::Alive {
+        wire::Alive {
+            incarnation,
+            node: self.cfg.name.clone(),
+            addr: ip_to_wire(&self.cfg.advertise),
+            port: self.cfg.advertise.port(),
+            meta: self.cfg.meta.clone(),
+            vsn: self.local_vsn().to_vec(),
+        }
+    }
+
+    fn protocol_max_of(&self, name: &str) -> Option<u8> {
+        self.nodes.get(name).map(|n| n.member.protocol_max())
+    }
+
+    /// Up to `k` distinct random members not excluded, as memberlist picks
+    /// them: random probes of the node list, at most `3 * n` of them.
+    fn random_nodes(
+        &mut self,
+        k: usize,
+        exclude: impl Fn(&NodeState) -> bool,
+    ) -> Vec<(SocketAddr, u8)> {
+        let n = self.order.len();
+        let mut picked: Vec<usize> = Vec::with_capacity(k);
+        let mut out = Vec::with_capacity(k);
+        if n == 0 {
+            return out;
+        }
+        for _ in 0..3 * n {
+            if picked.len() >= k {
+                break;
+            }
+            let idx = self.rng.random_range(0..n);
+            if picked.contains(&idx) {
+                continue;
+            }
+            let Some(node) = self.nodes.get(&self.order[idx]) else {
+                continue;
+            };
+            if exclude(node) {
+                continue;
+            }
+            picked.push(idx);
+            out.push((node.member.addr, node.member.protocol_max()));
+        }
+        out
+    }
+}
+
+/// memberlist's push/pull interval scaling: unchanged up to 32 members, then
+/// one more interval per doubling.
+pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
+    if n <= PUSH_PULL_SCALE_THRESHOLD {
+        return interval;
+    }
+    let mult = ((n as f64).log2() - (PUSH_PULL_SCALE_THRESHOLD as f64).log2()).ceil() + 1.0;
+    interval * (mult as u32)
+}
+
+#[cfg(test)]
+mod tests;

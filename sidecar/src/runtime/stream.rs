@@ -1,0 +1,135 @@
+//! TCP stream tasks: they move bytes and frame them with the core's codec.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{timeout_at, Instant};
+use tracing::{debug, warn};
+
+use super::{FromConn, Traffic};
+use crate::membership::{StreamCodec, StreamRequest, StreamResult};
+use crate::wire::{StreamMessage, MAX_PUSH_STATE_BYTES};
+
+/// Hard cap on bytes read for one stream message: the largest push/pull
+/// plus room for framing and encryption.
+const MAX_STREAM_BYTES: usize = MAX_PUSH_STATE_BYTES + 64 * 1024;
+
+/// Reads one message. Parsing is retried only when the buffer has grown by
+/// half since the last try (or the read was short), so a 20 MiB state is not
+/// re-parsed for every 64 KiB chunk.
+async fn read_message(
+    conn: &mut TcpStream,
+    codec: &StreamCodec,
+    inbound: bool,
+    deadline: Instant,
+    traffic: &Traffic,
+) -> Result<Option<StreamMessage>, String> {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut tried_at = 0usize;
+    loop {
+        let n = match timeout_at(deadline, conn.read(&mut chunk)).await {
+            Err(_) => return Err("timed out reading the stream".into()),
+            Ok(Err(e)) => return Err(format!("read failed: {e}")),
+            Ok(Ok(n)) => n,
+        };
+        traffic.tcp_recv.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return match codec.decode(&buf, inbound)? {
+                Some((msg, _)) => Ok(Some(msg)),
+                None => Err(format!(
+                    "connection closed after {} bytes, in the middle of a message",
+                    buf.len()
+                )),
+            };
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_STREAM_BYTES {
+            return Err(format!(
+                "stream message exceeds {MAX_STREAM_BYTES} bytes: refused"
+            ));
+        }
+        if n < chunk.len() || buf.len() >= tried_at + tried_at / 2 {
+            tried_at = buf.len();
+            if let Some((msg, _)) = codec.decode(&buf, inbound)? {
+                return Ok(Some(msg));
+            }
+        }
+    }
+}
+
+/// Carries out one outbound stream request.
+pub(super) async fn exchange(
+    req: StreamRequest,
+    codec: StreamCodec,
+    traffic: &Traffic,
+) -> StreamResult {
+    let deadline = Instant::from_std(req.deadline);
+    let mut conn = match timeout_at(deadline, TcpStream::connect(req.to)).await {
+        Err(_) => return Err(format!("timed out connecting to {}", req.to)),
+        Ok(Err(e)) => return Err(format!("cannot connect to {}: {e}", req.to)),
+        Ok(Ok(c)) => c,
+    };
+    let _ = conn.set_nodelay(true);
+    match timeout_at(deadline, conn.write_all(&req.data)).await {
+        Err(_) => return Err(format!("timed out writing to {}", req.to)),
+        Ok(Err(e)) => return Err(format!("write to {} failed: {e}", req.to)),
+        Ok(Ok(())) => {}
+    }
+    traffic
+        .tcp_sent
+        .fetch_add(req.data.len() as u64, Ordering::Relaxed);
+    if !req.expect_reply {
+        let _ = conn.shutdown().await;
+        return Ok(None);
+    }
+    read_message(&mut conn, &codec, false, deadline, traffic).await
+}
+
+/// Serves one accepted connection: one message in, at most one reply out.
+pub(super) async fn serve(
+    mut conn: TcpStream,
+    from: SocketAddr,
+    codec: StreamCodec,
+    timeout: Duration,
+    core: mpsc::UnboundedSender<FromConn>,
+    traffic: std::sync::Arc<Traffic>,
+) {
+    let deadline = Instant::now() + timeout;
+    let msg = match read_message(&mut conn, &codec, true, deadline, &traffic).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return,
+        Err(e) if e.starts_with("stream label") => {
+            warn!(%from, error = %e, "refused a stream from another cluster");
+            return;
+        }
+        Err(e) => {
+            debug!(%from, error = %e, "refused inbound stream");
+            return;
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if core.send(FromConn::Inbound(from, msg, tx)).is_err() {
+        return;
+    }
+    let Ok(Some(reply)) = rx.await else {
+        return;
+    };
+    match timeout_at(deadline, conn.write_all(&reply)).await {
+        Ok(Ok(())) => {
+            traffic
+                .tcp_sent
+                .fetch_add(reply.len() as u64, Ordering::Relaxed);
+        }
+        Ok(Err(e)) => debug!(%from, error = %e, "writing stream reply failed"),
+        Err(_) => debug!(%from, "timed out writing stream reply"),
+    }
+    let _ = conn.shutdown().await;
+}

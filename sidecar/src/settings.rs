@@ -1,0 +1,215 @@
+//! The sidecar's static configuration: a YAML file (standalone mode), the
+//! embedded default used by the demo, and command-line overrides.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::membership::{Config, Profile};
+
+/// The embedded default configuration: a node on loopback, LAN profile.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+/// The configuration file's shape (see DESIGN.md). Unknown keys are
+/// refused so that a typo is an error, not a silent default.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Cluster name; with `namespace` it makes the default label.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+    /// Cluster label override; empty means no label.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// This node.
+    #[serde(default)]
+    pub node: NodeSection,
+    /// Gossip profile: lan, wan or local.
+    #[serde(default = "default_profile")]
+    pub profile: Profile,
+    /// Seeds to join at start, `host:port`; names are resolved at start.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Optional overrides of the profile's timings.
+    #[serde(default)]
+    pub tuning: Tuning,
+}
+
+/// The `node` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Node name; default a random 12-hex-character id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Bind address for UDP and TCP.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// Address told to peers; default the bind address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Metadata (the pod or host name goes here by default).
+    #[serde(default)]
+    pub meta: Option<String>,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            name: None,
+            bind: default_bind(),
+            advertise: None,
+            meta: None,
+        }
+    }
+}
+
+/// Timing overrides, in milliseconds.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    /// Probe interval.
+    pub probe_interval_ms: Option<u64>,
+    /// Probe timeout.
+    pub probe_timeout_ms: Option<u64>,
+    /// Gossip interval.
+    pub gossip_interval_ms: Option<u64>,
+    /// Push/pull interval.
+    pub push_pull_interval_ms: Option<u64>,
+    /// Suspicion multiplier.
+    pub suspicion_mult: Option<usize>,
+    /// Protocol version spoken.
+    pub protocol_version: Option<u8>,
+    /// Compress packets and streams.
+    pub compression: Option<bool>,
+}
+
+fn default_cluster() -> String {
+    "default".into()
+}
+fn default_profile() -> Profile {
+    Profile::Lan
+}
+fn default_bind() -> String {
+    "127.0.0.1:7946".into()
+}
+
+/// A short random node id: 12 hex characters, as NetworkDB's node ids.
+#[allow(clippy::disallowed_methods)] // start-up, outside the core
+pub fn random_node_name() -> String {
+    let v: u64 = rand::random();
+    format!("{:012x}", v & 0xffff_ffff_ffff)
+}
+
+/// Resolves `host:port` (a DNS name or an IP).
+///
+/// # Errors
+/// The text is not `host:port`, or the name does not resolve.
+pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr:?}: {e}; expected host:port"))?
+        .next()
+        .ok_or_else(|| format!("{addr:?} resolved to no address"))
+}
+
+impl FileConfig {
+    /// Parses YAML.
+    ///
+    /// # Errors
+    /// The YAML is malformed or has unknown keys; the message says where.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_yaml_ng::from_str(text).map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// The embedded default.
+    pub fn embedded() -> Self {
+        // The embedded file is checked by a unit test; fall back to defaults
+        // rather than panic if it were ever broken.
+        Self::parse(EMBEDDED_DEFAULT).unwrap_or_else(|_| FileConfig {
+            cluster: default_cluster(),
+            label: None,
+            node: NodeSection::default(),
+            profile: Profile::Lan,
+            peers: Vec::new(),
+            tuning: Tuning::default(),
+        })
+    }
+
+    /// Builds the core configuration and the bind address.
+    ///
+    /// # Errors
+    /// An address that does not parse, or a value the core refuses.
+    pub fn to_config(&self) -> Result<(Config, SocketAddr), String> {
+        let bind: SocketAddr = self.node.bind.parse().map_err(|e| {
+            format!(
+                "node.bind {:?} is not IP:PORT ({e}); example: 127.0.0.1:7946",
+                self.node.bind
+            )
+        })?;
+        let advertise = match &self.node.advertise {
+            Some(a) => resolve(a).map_err(|e| format!("node.advertise: {e}"))?,
+            None => bind,
+        };
+        let name = self.node.name.clone().unwrap_or_else(random_node_name);
+        let mut cfg = Config::for_profile(self.profile, name, advertise);
+        cfg.label = self.label.clone().unwrap_or_default();
+        cfg.meta = self.node.meta.clone().unwrap_or_default().into_bytes();
+        let t = &self.tuning;
+        if let Some(v) = t.probe_interval_ms {
+            cfg.probe_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = t.probe_timeout_ms {
+            cfg.probe_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = t.gossip_interval_ms {
+            cfg.gossip_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = t.push_pull_interval_ms {
+            cfg.push_pull_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = t.suspicion_mult {
+            cfg.suspicion_mult = v;
+        }
+        if let Some(v) = t.protocol_version {
+            cfg.protocol_version = v;
+        }
+        if let Some(v) = t.compression {
+            cfg.enable_compression = v;
+        }
+        cfg.validate()?;
+        Ok((cfg, bind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_validates() {
+        let f = FileConfig::parse(EMBEDDED_DEFAULT).unwrap();
+        let (cfg, bind) = f.to_config().unwrap();
+        assert_eq!(bind.ip().to_string(), "127.0.0.1");
+        assert_eq!(cfg.name.len(), 12);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = FileConfig::parse("cluster: a\nnode: {nmae: x}\n").unwrap_err();
+        assert!(e.contains("nmae"), "{e}");
+        let e = FileConfig::parse("profile: fast\n").unwrap_err();
+        assert!(e.contains("fast") || e.contains("variant"), "{e}");
+        let f = FileConfig::parse("node: {bind: 'nowhere'}\n").unwrap();
+        assert!(f.to_config().unwrap_err().contains("nowhere"));
+        let f = FileConfig::parse("tuning: {protocol_version: 9}\n").unwrap();
+        assert!(f.to_config().unwrap_err().contains("protocol_version 9"));
+    }
+
+    #[test]
+    fn random_names_are_12_hex() {
+        let n = random_node_name();
+        assert_eq!(n.len(), 12);
+        assert!(n.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

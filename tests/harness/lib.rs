@@ -1,0 +1,38 @@
+//! End-to-end test harness for Gossamer.
+//!
+//! Starts peers — real hashicorp/memberlist nodes (`tests/interop/peer`) and
+//! Gossamer sidecars (`gossamer-sidecar run --stdio`) — on loopback and
+//! drives them through the stdio JSON-lines protocol of
+//! `tests/interop/README.md`, so one test can mix both and assert on what
+//! each one sees.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use gossamer_tests::{Cluster, Flags, Kind, MemberState};
+//!
+//! let mut c = Cluster::start(&[Kind::Go, Kind::Go, Kind::Go], Flags::fast()).unwrap();
+//! c.wait_all_see(3, Duration::from_secs(20)).unwrap();
+//! c.peers[2].kill();
+//! c.wait_all_mark("n2", MemberState::Dead, Duration::from_secs(20)).unwrap();
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+// The clock ban of clippy.toml is for the sans-IO core; this crate drives
+// real processes and its timeouts are wall-clock by nature.
+#![allow(clippy::disallowed_methods)]
+
+mod binaries;
+mod cluster;
+mod error;
+mod flags;
+mod peer;
+mod ports;
+mod view;
+
+pub use binaries::{go_peer_binary, sidecar_binary, target_dir, test_temp_dir, workspace_root};
+pub use cluster::Cluster;
+pub use error::{Error, Result};
+pub use flags::Flags;
+pub use peer::{Kind, Peer, CMD_TIMEOUT, READY_TIMEOUT};
+pub use ports::free_ports;
+pub use view::{CmdError, Conflict, Member, MemberState, RemoteState, Stats, View};
