@@ -13,7 +13,7 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "benches compile"
 cargo bench --workspace --no-run -q
-step "fuzz targets compile"
-cargo check -q --manifest-path sidecar/fuzz/Cargo.toml --bins
+step "fuzz smoke run (each target ${FUZZ_SECS:-15} s)"
+bash tests/fuzz-smoke.sh
 step "tests"
 cargo test --workspace --no-fail-fast

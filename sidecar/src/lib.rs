@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod keyring;
 pub mod membership;
 pub mod runtime;
 pub mod settings;

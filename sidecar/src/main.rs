@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use gossamer_sidecar::keyring::Key;
 use gossamer_sidecar::membership::{Event, Profile};
 use gossamer_sidecar::settings::{self, FileConfig};
 use gossamer_sidecar::{runtime, stdio};
@@ -91,6 +92,42 @@ struct RunArgs {
     /// Seed of the node's RNG (default: random).
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// Keyring key as hex, 16, 24 or 32 bytes (repeatable, first is
+    /// primary; replaces the config file's keys). For tests: a command line
+    /// is visible to other local users; use `keys` files in production.
+    #[arg(long = "key", value_name = "HEX")]
+    keys: Vec<KeyArg>,
+    /// With keys, refuse plain gossip (memberlist GossipVerifyIncoming).
+    #[arg(long)]
+    verify_incoming: Option<bool>,
+    /// With keys, encrypt outgoing gossip (memberlist GossipVerifyOutgoing).
+    #[arg(long)]
+    verify_outgoing: Option<bool>,
+}
+
+/// A `--key` value. Parsing never fails here (clap would quote the value in
+/// its error); [`KeyArg::key`] checks it without echoing it, and `Debug`
+/// never shows it.
+#[derive(Clone, Default)]
+struct KeyArg(String);
+
+impl std::str::FromStr for KeyArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(KeyArg(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for KeyArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyArg(<redacted>)")
+    }
+}
+
+impl KeyArg {
+    fn key(&self, index: usize) -> Result<Key, String> {
+        Key::from_hex(&self.0).map_err(|e| format!("--key number {}: {e}", index + 1))
+    }
 }
 
 impl RunArgs {
@@ -142,6 +179,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: logs captured to files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -150,6 +189,33 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let (mut cfg, bind) = file.to_config()?;
     if file.node.advertise.is_none() {
         cfg.advertise = bind;
+    }
+    if !args.keys.is_empty() {
+        cfg.keys = args
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| k.key(i))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(v) = args.verify_incoming {
+        cfg.gossip_verify_incoming = v;
+    }
+    if let Some(v) = args.verify_outgoing {
+        cfg.gossip_verify_outgoing = v;
+    }
+    if !cfg.keys.is_empty() {
+        let fps: Vec<String> = cfg
+            .keys
+            .iter()
+            .map(|k| k.fingerprint().to_string())
+            .collect();
+        info!(
+            keys = %fps.join(", "),
+            verify_incoming = cfg.gossip_verify_incoming,
+            verify_outgoing = cfg.gossip_verify_outgoing,
+            "gossip encryption on"
+        );
     }
     let mut seeds = Vec::new();
     for p in &file.peers {

@@ -2,10 +2,12 @@
 //! embedded default used by the demo, and command-line overrides.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::keyring::Key;
 use crate::membership::{Config, Profile};
 
 /// The embedded default configuration: a node on loopback, LAN profile.
@@ -34,6 +36,53 @@ pub struct FileConfig {
     /// Optional overrides of the profile's timings.
     #[serde(default)]
     pub tuning: Tuning,
+    /// The keyring, first key primary; empty: no encryption.
+    #[serde(default)]
+    pub keys: Vec<KeyFile>,
+    /// With keys, refuse plain gossip (memberlist `GossipVerifyIncoming`);
+    /// default true.
+    #[serde(default)]
+    pub verify_incoming: Option<bool>,
+    /// With keys, encrypt what is sent (memberlist `GossipVerifyOutgoing`);
+    /// default true.
+    #[serde(default)]
+    pub verify_outgoing: Option<bool>,
+}
+
+/// One keyring entry: a file holding exactly 16, 24 or 32 raw key bytes
+/// (AES-128/192/256), as a Kubernetes Secret mounted as a file holds them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// Path of the key file.
+    pub file: PathBuf,
+}
+
+/// Reads a key file: exactly 16, 24 or 32 raw bytes.
+///
+/// # Errors
+/// The file cannot be read, or holds another number of bytes; the error
+/// names the file and the length found, never the bytes.
+pub fn load_key_file(path: &Path) -> Result<Key, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+    Key::new(&bytes).map_err(|_| {
+        let hint = if bytes
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        {
+            " It looks like text: the file must hold the raw key bytes, not hex or base64 \
+             (decode hex with `xxd -r -p`, base64 with `base64 -d`), with no trailing newline."
+        } else {
+            ""
+        };
+        format!(
+            "key file {} holds {} bytes; a key file must hold exactly 16, 24 or 32 raw bytes \
+             (e.g. `head -c 32 /dev/urandom > FILE`).{hint}",
+            path.display(),
+            bytes.len()
+        )
+    })
 }
 
 /// The `node` section.
@@ -102,6 +151,23 @@ pub fn random_node_name() -> String {
     format!("{:012x}", v & 0xffff_ffff_ffff)
 }
 
+/// The pod or host name, carried in node metadata by default so that the
+/// node name can stay a short id: `POD_NAME` (set by the chart from the
+/// downward API), else `HOSTNAME`, else the kernel's host name.
+pub fn host_identity() -> String {
+    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let name = from_env("POD_NAME")
+        .or_else(|| from_env("HOSTNAME"))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    // Metadata is capped at 512 bytes; a host name is at most 253.
+    name.chars().take(253).collect()
+}
+
 /// Resolves `host:port` (a DNS name or an IP).
 ///
 /// # Errors
@@ -132,6 +198,9 @@ impl FileConfig {
             node: NodeSection::default(),
             profile: Profile::Lan,
             peers: Vec::new(),
+            keys: Vec::new(),
+            verify_incoming: None,
+            verify_outgoing: None,
             tuning: Tuning::default(),
         })
     }
@@ -154,7 +223,12 @@ impl FileConfig {
         let name = self.node.name.clone().unwrap_or_else(random_node_name);
         let mut cfg = Config::for_profile(self.profile, name, advertise);
         cfg.label = self.label.clone().unwrap_or_default();
-        cfg.meta = self.node.meta.clone().unwrap_or_default().into_bytes();
+        cfg.meta = self
+            .node
+            .meta
+            .clone()
+            .unwrap_or_else(host_identity)
+            .into_bytes();
         let t = &self.tuning;
         if let Some(v) = t.probe_interval_ms {
             cfg.probe_interval = Duration::from_millis(v);
@@ -176,6 +250,15 @@ impl FileConfig {
         }
         if let Some(v) = t.compression {
             cfg.enable_compression = v;
+        }
+        for k in &self.keys {
+            cfg.keys.push(load_key_file(&k.file)?);
+        }
+        if let Some(v) = self.verify_incoming {
+            cfg.gossip_verify_incoming = v;
+        }
+        if let Some(v) = self.verify_outgoing {
+            cfg.gossip_verify_outgoing = v;
         }
         cfg.validate()?;
         Ok((cfg, bind))
@@ -204,6 +287,43 @@ mod tests {
         assert!(f.to_config().unwrap_err().contains("nowhere"));
         let f = FileConfig::parse("tuning: {protocol_version: 9}\n").unwrap();
         assert!(f.to_config().unwrap_err().contains("protocol_version 9"));
+    }
+
+    #[test]
+    fn metadata_defaults_to_the_host_identity() {
+        let f = FileConfig::parse("node: {name: n1}\n").unwrap();
+        let (cfg, _) = f.to_config().unwrap();
+        assert_eq!(cfg.meta, host_identity().into_bytes());
+        assert!(!cfg.meta.is_empty(), "a host always has a name");
+        let f = FileConfig::parse("node: {meta: 'pod=web-0'}\n").unwrap();
+        assert_eq!(f.to_config().unwrap().0.meta, b"pod=web-0");
+    }
+
+    #[test]
+    fn key_files_are_raw_bytes_and_errors_never_show_them() {
+        let dir = std::env::temp_dir().join(format!("gossamer-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("k32");
+        std::fs::write(&good, [0x5au8; 32]).unwrap();
+        let text = dir.join("khex");
+        let hex_text = "00112233445566778899aabbccddeeff\n";
+        std::fs::write(&text, hex_text).unwrap();
+        let yaml = format!(
+            "keys: [{{file: {}}}]\nverify_incoming: false\n",
+            good.display()
+        );
+        let (cfg, _) = FileConfig::parse(&yaml).unwrap().to_config().unwrap();
+        assert_eq!(cfg.keys.len(), 1);
+        assert_eq!(cfg.keys[0].len(), 32);
+        assert!(!cfg.gossip_verify_incoming);
+        assert!(cfg.gossip_verify_outgoing);
+        let e = load_key_file(&text).unwrap_err();
+        assert!(e.contains("khex") && e.contains("holds 33 bytes"), "{e}");
+        assert!(e.contains("raw key bytes"), "{e}");
+        assert!(!e.contains(hex_text.trim()), "{e}");
+        let e = load_key_file(&dir.join("missing")).unwrap_err();
+        assert!(e.contains("missing"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::keyring::{Fingerprint, Key};
 use crate::membership::{Event, Member};
 use crate::runtime::NodeHandle;
 
@@ -42,7 +43,50 @@ enum Cmd {
         #[serde(default = "default_leave_ms")]
         timeout_ms: u64,
     },
+    AddKey {
+        key: HexKey,
+    },
+    UseKey {
+        key: HexKey,
+    },
+    RemoveKey {
+        key: HexKey,
+    },
+    Keys,
+    SetVerify {
+        incoming: bool,
+        outgoing: bool,
+    },
     Shutdown,
+}
+
+/// Key text from a command line; `Debug` never shows it.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct HexKey(String);
+
+impl std::fmt::Debug for HexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HexKey(<redacted>)")
+    }
+}
+
+impl HexKey {
+    /// The key, or a printed error that names the command, never the text.
+    fn parse(&self, cmd: &str) -> Option<Key> {
+        match Key::from_hex(&self.0) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                print(json!({"ev": "error", "cmd": cmd, "error": e.to_string()}));
+                None
+            }
+        }
+    }
+}
+
+fn print_keys(fps: &[Fingerprint]) {
+    let keys: Vec<String> = fps.iter().map(ToString::to_string).collect();
+    print(json!({"ev": "keys", "primary": keys.first(), "keys": keys}));
 }
 
 fn default_leave_ms() -> u64 {
@@ -171,9 +215,18 @@ async fn handle_line(node: &NodeHandle, line: &str, leave_requested: &mut bool) 
     let cmd: Cmd = match serde_json::from_str(line) {
         Ok(c) => c,
         Err(e) => {
-            print(
-                json!({"ev": "error", "cmd": "?", "error": format!("bad command {line:?}: {e}")}),
-            );
+            // A line that may carry key material is never echoed, nor is
+            // the parser's message (it can quote values).
+            let error = if line.contains("key") {
+                format!(
+                    "bad command (line not shown: it may hold a key): invalid JSON or fields at line {} column {}",
+                    e.line(),
+                    e.column()
+                )
+            } else {
+                format!("bad command {line:?}: {e}")
+            };
+            print(json!({"ev": "error", "cmd": "?", "error": error}));
             return false;
         }
     };
@@ -220,10 +273,43 @@ async fn handle_line(node: &NodeHandle, line: &str, leave_requested: &mut bool) 
         },
         Cmd::Stats => {
             let t = node.traffic();
+            let s = node.stats().await;
             print(
                 json!({"ev": "stats", "udp_sent": t.udp_sent, "udp_recv": t.udp_recv,
-                "tcp_sent": t.tcp_sent, "tcp_recv": t.tcp_recv}),
+                "tcp_sent": t.tcp_sent, "tcp_recv": t.tcp_recv,
+                "decrypt_failures": s.decrypt_failures}),
             );
+        }
+        Cmd::AddKey { key } => {
+            if let Some(k) = key.parse("add_key") {
+                node.add_key(k).await;
+                print(json!({"ev": "ok", "cmd": "add_key"}));
+            }
+        }
+        Cmd::UseKey { key } => {
+            if let Some(k) = key.parse("use_key") {
+                match node.use_key(k).await {
+                    Ok(()) => print(json!({"ev": "ok", "cmd": "use_key"})),
+                    Err(e) => {
+                        print(json!({"ev": "error", "cmd": "use_key", "error": e.to_string()}))
+                    }
+                }
+            }
+        }
+        Cmd::RemoveKey { key } => {
+            if let Some(k) = key.parse("remove_key") {
+                match node.remove_key(k).await {
+                    Ok(_) => print(json!({"ev": "ok", "cmd": "remove_key"})),
+                    Err(e) => {
+                        print(json!({"ev": "error", "cmd": "remove_key", "error": e.to_string()}))
+                    }
+                }
+            }
+        }
+        Cmd::Keys => print_keys(&node.keys().await),
+        Cmd::SetVerify { incoming, outgoing } => {
+            node.set_verify(incoming, outgoing);
+            print(json!({"ev": "ok", "cmd": "set_verify"}));
         }
         Cmd::Leave { timeout_ms } => {
             *leave_requested = true;

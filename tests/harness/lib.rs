@@ -25,6 +25,7 @@ mod binaries;
 mod cluster;
 mod error;
 mod flags;
+mod keys;
 mod peer;
 mod ports;
 mod view;
@@ -33,6 +34,7 @@ pub use binaries::{go_peer_binary, sidecar_binary, target_dir, test_temp_dir, wo
 pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use flags::Flags;
+pub use keys::{fingerprint, Keys};
 pub use peer::{Kind, Peer, CMD_TIMEOUT, READY_TIMEOUT};
 pub use ports::free_ports;
 pub use view::{CmdError, Conflict, Member, MemberState, RemoteState, Stats, View};

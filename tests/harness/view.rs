@@ -238,7 +238,8 @@ impl View {
             "joined" => self.joined.push(number(ev, "contacted")),
             "join_failed" => self.join_failed.push(text(ev, "error")),
             "left" => self.left += 1,
-            "ok" => {}
+            // Keyring replies are read by `Peer::keys`.
+            "ok" | "keys" => {}
             other => return Err(format!("unknown event {other:?}")),
         }
         Ok(())

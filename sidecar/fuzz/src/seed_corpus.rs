@@ -5,6 +5,9 @@
 use std::fs;
 use std::path::Path;
 
+use rand::SeedableRng;
+
+use gossamer_sidecar::keyring::{seal_stream_frame, EncryptionVersion, Key, Keyring, NonceRng};
 use gossamer_sidecar::wire::{
     add_crc, add_label_header, compress_payload, encode_compound, encode_stream, Ack, Alive, Dead,
     IndirectPing, Message, Nack, Ping, PushNodeState, PushPull, StreamMessage, Suspect,
@@ -95,10 +98,46 @@ fn main() -> std::io::Result<()> {
 
     write(Path::new("corpus/packet"), &packets)?;
     write(Path::new("corpus/stream"), &streams)?;
+
+    // decrypt_packet / decrypt_stream: mode byte, then the input. Sealed
+    // with the targets' fixed primary key (32 bytes of 0x42).
+    let ring = Keyring::new([Key::new(&[0x42; 32]).expect("32-byte key")]);
+    let mut nonces = NonceRng::seed_from_u64(1);
+    let mut enc_packets = Vec::new();
+    for (mode, label) in [(0u8, ""), (2, "ns/default")] {
+        for p in &packets {
+            for v in [EncryptionVersion::Unpadded, EncryptionVersion::Padded] {
+                let mut seed = vec![mode];
+                ring.encrypt(v, p, label.as_bytes(), &mut nonces, &mut seed)
+                    .expect("primary key");
+                enc_packets.push(seed);
+            }
+            let mut plain = vec![mode | 1];
+            plain.extend_from_slice(p);
+            enc_packets.push(plain);
+        }
+    }
+    let mut enc_streams = Vec::new();
+    for s in &streams {
+        for v in [EncryptionVersion::Unpadded, EncryptionVersion::Padded] {
+            let frame =
+                seal_stream_frame(&ring, v, s, "ns/default", &mut nonces).expect("primary key");
+            let mut seed = vec![0u8];
+            seed.extend_from_slice(&add_label_header("ns/default", &frame));
+            enc_streams.push(seed);
+        }
+        let mut plain = vec![1u8];
+        plain.extend_from_slice(s);
+        enc_streams.push(plain);
+    }
+    write(Path::new("corpus/decrypt_packet"), &enc_packets)?;
+    write(Path::new("corpus/decrypt_stream"), &enc_streams)?;
     println!(
-        "wrote {} packet and {} stream seeds under corpus/",
+        "wrote {} packet, {} stream, {} decrypt_packet and {} decrypt_stream seeds under corpus/",
         packets.len(),
-        streams.len()
+        streams.len(),
+        enc_packets.len(),
+        enc_streams.len()
     );
     Ok(())
 }

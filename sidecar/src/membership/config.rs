@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::keyring::Key;
+
 /// Lowest protocol version this implementation understands.
 pub const PROTOCOL_VERSION_MIN: u8 = 1;
 /// Highest protocol version this implementation understands (CRC from 5 on).
@@ -88,6 +90,16 @@ pub struct Config {
     pub dead_node_reclaim_time: Duration,
     /// Maximum queued membership broadcasts before the oldest are dropped.
     pub max_queued_broadcasts: usize,
+    /// The keyring's keys, the first primary; empty means no encryption.
+    /// `Debug` shows fingerprints only.
+    pub keys: Vec<Key>,
+    /// With keys installed, refuse packets and streams that are not
+    /// encrypted (memberlist's `GossipVerifyIncoming`). Turned off while a
+    /// running cluster moves from plain to encrypted gossip.
+    pub gossip_verify_incoming: bool,
+    /// With keys installed, encrypt what this node sends (memberlist's
+    /// `GossipVerifyOutgoing`). Off: keys only decrypt.
+    pub gossip_verify_outgoing: bool,
 }
 
 impl Config {
@@ -117,6 +129,9 @@ impl Config {
             udp_buffer_size: 1400,
             dead_node_reclaim_time: Duration::ZERO,
             max_queued_broadcasts: 1024,
+            keys: Vec::new(),
+            gossip_verify_incoming: true,
+            gossip_verify_outgoing: true,
         }
     }
 

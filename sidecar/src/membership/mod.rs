@@ -9,13 +9,16 @@
 //! caller drains with [`Membership::poll_output`]. It never reads a clock,
 //! never touches a socket and owns its RNG, seeded by the caller.
 
+mod codec;
 mod config;
+mod crypt;
 mod node;
 mod probe;
 mod queue;
 mod suspicion;
 mod types;
 
+pub use codec::{StreamCodec, StreamCodecError};
 pub use config::{
     Config, Profile, PROTOCOL_VERSION_DEFAULT, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
 };
@@ -33,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use crate::keyring::{Keyring, NonceRng};
 use tracing::{debug, warn};
 
 use crate::wire::{self, Message, PushNodeState, PushPull, StreamMessage};
@@ -85,7 +90,6 @@ enum AckHandler {
     /// A ping we sent on behalf of another member's indirect probe.
     Indirect {
         reply_to: SocketAddr,
-        reply_name: String,
         orig_seq: u32,
         nack: bool,
     },
@@ -118,48 +122,6 @@ struct LeaveState {
     broadcast: queue::BroadcastId,
 }
 
-/// Decodes stream messages as this node expects them; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct StreamCodec {
-    label: String,
-}
-
-impl StreamCodec {
-    /// Parses one stream message from the start of `buf`. `Ok(None)` means
-    /// more bytes are needed. With `inbound`, a label header is expected as
-    /// on an accepted connection and checked against ours. On success returns
-    /// the message and the bytes it took.
-    ///
-    /// # Errors
-    /// A clear text naming what was wrong (label mismatch, malformed data,
-    /// over the 20 MiB limit).
-    pub fn decode(
-        &self,
-        buf: &[u8],
-        inbound: bool,
-    ) -> Result<Option<(StreamMessage, usize)>, String> {
-        let mut offset = 0;
-        if inbound {
-            match wire::split_stream_label(buf).map_err(|e| e.to_string())? {
-                None => return Ok(None),
-                Some((label, n)) => {
-                    if label != self.label {
-                        return Err(format!(
-                            "stream label {label:?} does not match this cluster's label {:?}: the peer belongs to another cluster",
-                            self.label
-                        ));
-                    }
-                    offset = n;
-                }
-            }
-        }
-        match wire::decode_stream(&buf[offset..]).map_err(|e| e.to_string())? {
-            None => Ok(None),
-            Some((msg, n)) => Ok(Some((msg, offset + n))),
-        }
-    }
-}
-
 /// The membership state machine of one node.
 #[derive(Debug)]
 pub struct Membership {
@@ -190,15 +152,38 @@ pub struct Membership {
     conflicts_reported: HashMap<(String, SocketAddr), Instant>,
     outputs: VecDeque<Output>,
     stats: Stats,
+    keyring: Keyring,
+    /// Nonces for AES-GCM; a CSPRNG (see [`Membership::with_nonce_rng`]).
+    nonces: NonceRng,
+    decrypt_failures: crypt::DecryptFailures,
 }
 
 impl Membership {
     /// Creates the node, alive at incarnation 1, and arms its periodic work
-    /// with a random stagger.
+    /// with a random stagger. Nonces for encryption come from a CSPRNG
+    /// seeded from `seed`, so runs are reproducible: right for tests and
+    /// simulation, wrong for production, where nodes sharing a key MUST
+    /// NOT share nonce sequences: there use [`Membership::with_nonce_rng`]
+    /// with an RNG seeded from OS entropy.
     ///
     /// # Errors
     /// The configuration's own validation error.
     pub fn new(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
+        let nonces = NonceRng::seed_from_u64(seed ^ 0x6e6f_6e63_6573_2121);
+        Self::with_nonce_rng(cfg, seed, nonces, now)
+    }
+
+    /// As [`Membership::new`], with AES-GCM nonces drawn from `nonces`
+    /// (production: `NonceRng::from_os_rng()`).
+    ///
+    /// # Errors
+    /// The configuration's own validation error.
+    pub fn with_nonce_rng(
+        cfg: Config,
+        seed: u64,
+        nonces: NonceRng,
+        now: Instant,
+    ) -> Result<Self, String> {
         cfg.validate()?;
         let mut m = Membership {
             awareness: Awareness::new(cfg.awareness_max_multiplier),
@@ -226,6 +211,9 @@ impl Membership {
             conflicts_reported: HashMap::new(),
             outputs: VecDeque::new(),
             stats: Stats::default(),
+            keyring: Keyring::new(cfg.keys.iter().cloned()),
+            nonces,
+            decrypt_failures: crypt::DecryptFailures::default(),
             cfg,
         };
         let inc = m.next_incarnation();
@@ -238,8 +226,11 @@ impl Membership {
             m.arm(now + s, Timer::Gossip);
         }
         if !m.cfg.push_pull_interval.is_zero() {
+            // As memberlist: the first exchange comes one full (scaled)
+            // interval after a random stagger; joins already did one.
             let s = m.stagger(m.cfg.push_pull_interval);
-            m.arm(now + s, Timer::PushPull);
+            let first = s + push_pull_scale(m.cfg.push_pull_interval, 1);
+            m.arm(now + first, Timer::PushPull);
         }
         Ok(m)
     }
@@ -266,13 +257,8 @@ impl Membership {
             debug!(%from, label, expected = %self.cfg.label, "discarding packet with another cluster label");
             return;
         }
-        let body = match self.open_packet(body) {
-            Ok(b) => b,
-            Err(e) => {
-                self.stats.malformed += 1;
-                debug!(%from, error = %e, "cannot open packet");
-                return;
-            }
+        let Some(body) = self.open_packet(from, body, now) else {
+            return;
         };
         let parts = match wire::decode_packet(&body) {
             Ok(parts) => parts,
@@ -303,15 +289,18 @@ impl Membership {
         &self,
         buf: &[u8],
         inbound: bool,
-    ) -> Result<Option<(StreamMessage, usize)>, String> {
+    ) -> Result<Option<(StreamMessage, usize)>, StreamCodecError> {
         self.stream_codec().decode(buf, inbound)
     }
 
     /// A decoder for stream messages that the shell can use off the core's
-    /// task (on each connection's own task).
+    /// task (on each connection's own task). It holds the keyring as it is
+    /// now.
     pub fn stream_codec(&self) -> StreamCodec {
         StreamCodec {
             label: self.cfg.label.clone(),
+            keyring: self.keyring.clone(),
+            verify_incoming: self.cfg.gossip_verify_incoming,
         }
     }
 
@@ -339,7 +328,8 @@ impl Membership {
                 Some(self.seal_stream(&ack, false))
             }
             StreamMessage::PushPull(pp) => {
-                let reply = self.seal_stream(&self.local_push_pull(pp.join), false);
+                let local = self.local_push_pull(pp.join);
+                let reply = self.seal_stream(&local, false);
                 self.merge_remote(pp, now);
                 Some(reply)
             }
@@ -464,10 +454,10 @@ impl Membership {
             .nodes
             .get(to)
             .ok_or_else(|| CommandError::UnknownMember(to.to_string()))?;
-        let (addr, pmax) = (node.member.addr, node.member.protocol_max());
+        let addr = node.member.addr;
         let mut msg = Vec::with_capacity(data.len() + 1);
         Message::User(data.to_vec()).encode(&mut msg);
-        self.send_packet(addr, Some(pmax), msg);
+        self.send_packet(addr, None, msg);
         Ok(())
     }
 
@@ -643,18 +633,12 @@ impl Membership {
             Timer::AckExpire(seq) => {
                 if let Some(AckHandler::Indirect {
                     reply_to,
-                    reply_name,
                     orig_seq,
                     nack: true,
                 }) = self.acks.remove(&seq)
                 {
                     // The target did not answer in time: tell the prober we tried.
-                    let pmax = self.protocol_max_of(&reply_name);
-                    self.send_msg(
-                        reply_to,
-                        pmax,
-                        &Message::Nack(wire::Nack { seq_no: orig_seq }),
-                    );
+                    self.send_msg(reply_to, &Message::Nack(wire::Nack { seq_no: orig_seq }));
                 }
             }
             Timer::LeaveTimeout => {
@@ -691,19 +675,21 @@ impl Membership {
             .saturating_sub(COMPOUND_HEADER_OVERHEAD + self.label_overhead() + self.seal_overhead())
     }
 
-    /// Sends `msg` with as many broadcasts piggybacked as fit.
-    fn send_msg(&mut self, to: SocketAddr, pmax: Option<u8>, msg: &Message) {
+    /// Sends `msg` with as many broadcasts piggybacked as fit. Like
+    /// memberlist, direct replies and probes carry no CRC; only gossip and
+    /// the buddy-system probe, which know their target node, do.
+    fn send_msg(&mut self, to: SocketAddr, msg: &Message) {
         let mut first = Vec::new();
         msg.encode(&mut first);
         let avail = self.packet_budget().saturating_sub(first.len());
         let extra = self.take_broadcasts(COMPOUND_OVERHEAD, avail);
         if extra.is_empty() {
-            self.send_packet(to, pmax, first);
+            self.send_packet(to, None, first);
         } else {
             let mut parts = Vec::with_capacity(extra.len() + 1);
             parts.push(first);
             parts.extend(extra);
-            self.send_packet(to, pmax, wire::encode_compound(&parts));
+            self.send_packet(to, None, wire::encode_compound(&parts));
         }
     }
 
@@ -726,32 +712,6 @@ impl Membership {
         let data = wire::add_label_header(&self.cfg.label, &sealed);
         self.stats.packets_sent += 1;
         self.outputs.push_back(Output::Packet { to, data });
-    }
-
-    /// Encryption seam: packets leave as they are until a keyring is set.
-    fn seal_packet(&self, body: Vec<u8>) -> Vec<u8> {
-        body
-    }
-
-    /// Encryption seam: bytes added per packet by sealing.
-    fn seal_overhead(&self) -> usize {
-        0
-    }
-
-    /// Encryption seam: received packets are plain until a keyring is set.
-    fn open_packet(&self, body: &[u8]) -> Result<Vec<u8>, String> {
-        Ok(body.to_vec())
-    }
-
-    /// Encodes a stream message as this node sends it; `outbound` adds the
-    /// label header that opens a connection.
-    fn seal_stream(&self, msg: &StreamMessage, outbound: bool) -> Vec<u8> {
-        let body = wire::encode_stream(msg, self.cfg.enable_compression);
-        if outbound {
-            wire::add_label_header(&self.cfg.label, &body)
-        } else {
-            body
-        }
     }
 
     fn open_stream(
@@ -1003,10 +963,6 @@ impl Membership {
             meta: self.cfg.meta.clone(),
             vsn: self.local_vsn().to_vec(),
         }
-    }
-
-    fn protocol_max_of(&self, name: &str) -> Option<u8> {
-        self.nodes.get(name).map(|n| n.member.protocol_max())
     }
 
     /// Up to `k` distinct random members not excluded, as memberlist picks

@@ -52,12 +52,11 @@ impl Membership {
         } else {
             from
         };
-        let pmax = self.protocol_max_of(&p.source_node);
         let ack = Message::Ack(wire::Ack {
             seq_no: p.seq_no,
             payload: Vec::new(),
         });
-        self.send_msg(to, pmax, &ack);
+        self.send_msg(to, &ack);
     }
 
     fn handle_indirect_ping(&mut self, from: SocketAddr, ind: wire::IndirectPing, now: Instant) {
@@ -76,7 +75,6 @@ impl Membership {
             seq,
             AckHandler::Indirect {
                 reply_to,
-                reply_name: ind.source_node.clone(),
                 orig_seq: ind.seq_no,
                 nack: ind.nack,
             },
@@ -89,25 +87,20 @@ impl Membership {
             source_port: self.cfg.advertise.port(),
             source_node: self.cfg.name.clone(),
         });
-        let pmax = self.protocol_max_of(&ind.node);
-        self.send_msg(target, pmax, &ping);
+        self.send_msg(target, &ping);
     }
 
     fn handle_ack(&mut self, ack: wire::Ack, now: Instant) {
         match self.acks.remove(&ack.seq_no) {
             Some(AckHandler::Probe) => self.probe_acked(ack.seq_no, now),
             Some(AckHandler::Indirect {
-                reply_to,
-                reply_name,
-                orig_seq,
-                ..
+                reply_to, orig_seq, ..
             }) => {
-                let pmax = self.protocol_max_of(&reply_name);
                 let fwd = Message::Ack(wire::Ack {
                     seq_no: orig_seq,
                     payload: Vec::new(),
                 });
-                self.send_msg(reply_to, pmax, &fwd);
+                self.send_msg(reply_to, &fwd);
             }
             None => {}
         }

@@ -82,7 +82,7 @@ impl Membership {
             source_node: self.cfg.name.clone(),
         });
         if status == NodeStatus::Alive {
-            self.send_msg(addr, Some(pmax), &ping);
+            self.send_msg(addr, &ping);
         } else {
             // Buddy system: tell a suspect it is suspected, so it can refute at once.
             let suspect = Message::Suspect(wire::Suspect {
@@ -152,7 +152,7 @@ impl Membership {
                 source_port: self.cfg.advertise.port(),
                 source_node: self.cfg.name.clone(),
             });
-            self.send_msg(helper, Some(helper_pmax), &ind);
+            self.send_msg(helper, &ind);
         }
         if let Some(p) = self.probe.as_mut() {
             p.expected_nacks = expected;

@@ -99,7 +99,7 @@ impl Net {
                                 match origin.decode_stream_frame(&bytes, false) {
                                     Ok(Some((m, _))) => Ok(Some(m)),
                                     Ok(None) => Err("truncated reply".into()),
-                                    Err(e) => Err(e),
+                                    Err(e) => Err(e.to_string()),
                                 }
                             }
                             (None, true) => Err("EOF".into()),
@@ -107,7 +107,10 @@ impl Net {
                         }
                     }
                     Ok(None) => Err("truncated".into()),
-                    Err(e) => Err(e),
+                    Err(e) => {
+                        target.handle_stream_error(from, &e, now);
+                        Err(e.to_string())
+                    }
                 }
             };
         if let Some(m) = self.nodes.get_mut(&from) {
@@ -452,7 +455,8 @@ fn labels_isolate_clusters() {
         .get_mut(&a)
         .unwrap()
         .handle_packet(b, &framed, now);
-    assert_eq!(net.nodes[&a].stats().label_mismatches, 1);
+    // The refused join stream and the packet.
+    assert_eq!(net.nodes[&a].stats().label_mismatches, 2);
     net.run(Duration::from_secs(5));
     assert_eq!(net.nodes[&a].members().len(), 1);
 }
@@ -610,3 +614,6 @@ proptest! {
         }
     }
 }
+
+#[path = "crypt_tests.rs"]
+mod crypt_tests;

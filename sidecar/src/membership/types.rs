@@ -1,6 +1,6 @@
 //! Public value types of the membership core: members, events and outputs.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::wire::StreamMessage;
@@ -172,37 +172,25 @@ pub struct Stats {
     pub failed_probes: u64,
     /// Times this node refuted a suspicion or death of itself.
     pub refutations: u64,
+    /// Packets and streams refused because they could not be decrypted
+    /// (wrong key, altered, or plain while encryption is enforced).
+    pub decrypt_failures: u64,
 }
 
 /// Converts wire address bytes (4 or 16, v4-mapped accepted) and a port.
 pub fn addr_from_wire(ip: &[u8], port: u16) -> Option<SocketAddr> {
-    let ip = match ip.len() {
-        4 => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
-        16 => {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(ip);
-            let v6 = Ipv6Addr::from(b);
-            match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(v6),
-            }
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
+    crate::wire::ip_from_wire(ip).map(|ip| SocketAddr::new(ip, port))
 }
 
 /// The wire form of an address's IP: 4 bytes for IPv4, 16 for IPv6.
 pub fn ip_to_wire(addr: &SocketAddr) -> Vec<u8> {
-    match addr.ip() {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    }
+    crate::wire::ip_to_wire(addr.ip())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn addresses_roundtrip_and_accept_mapped_v4() {

@@ -17,8 +17,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::keyring::{Fingerprint, Key, KeyringError, NonceRng};
 use crate::membership::{
-    CommandError, Config, Event, Member, Membership, Output, StreamId, StreamResult,
+    CommandError, Config, Event, Member, Membership, Output, Stats, StreamCodecError, StreamId,
+    StreamResult,
 };
 use crate::wire::StreamMessage;
 
@@ -75,6 +77,12 @@ enum Command {
     SetState(Vec<u8>),
     SetMeta(Vec<u8>, oneshot::Sender<Result<(), CommandError>>),
     Leave(Duration),
+    Stats(oneshot::Sender<Stats>),
+    AddKey(Key, oneshot::Sender<bool>),
+    UseKey(Key, oneshot::Sender<Result<(), KeyringError>>),
+    RemoveKey(Key, oneshot::Sender<Result<bool, KeyringError>>),
+    Keys(oneshot::Sender<Vec<Fingerprint>>),
+    SetVerify { incoming: bool, outgoing: bool },
     Shutdown,
 }
 
@@ -181,6 +189,54 @@ impl NodeHandle {
         self.send(Command::Leave(timeout));
     }
 
+    /// The core's counters (decrypt failures among them).
+    pub async fn stats(&self) -> Stats {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Installs a key for decryption; on an empty keyring it becomes the
+    /// primary. Returns whether it was new.
+    pub async fn add_key(&self, key: Key) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::AddKey(key, tx));
+        rx.await.unwrap_or(false)
+    }
+
+    /// Makes an installed key the primary.
+    ///
+    /// # Errors
+    /// The key is not installed (or the node stopped: reported as empty).
+    pub async fn use_key(&self, key: Key) -> Result<(), KeyringError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::UseKey(key, tx));
+        rx.await.unwrap_or(Err(KeyringError::Empty))
+    }
+
+    /// Removes a key; returns whether it was installed.
+    ///
+    /// # Errors
+    /// The key is the primary (or the node stopped: reported as empty).
+    pub async fn remove_key(&self, key: Key) -> Result<bool, KeyringError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::RemoveKey(key, tx));
+        rx.await.unwrap_or(Err(KeyringError::Empty))
+    }
+
+    /// Fingerprints of the installed keys, primary first.
+    pub async fn keys(&self) -> Vec<Fingerprint> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Keys(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Sets gossip verification (memberlist `GossipVerifyIncoming` and
+    /// `GossipVerifyOutgoing`).
+    pub fn set_verify(&self, incoming: bool, outgoing: bool) {
+        self.send(Command::SetVerify { incoming, outgoing });
+    }
+
     /// Stops the node without leaving.
     pub fn shutdown(&self) {
         self.send(Command::Shutdown);
@@ -237,7 +293,11 @@ pub async fn start(
         )));
     }
     let name = cfg.name.clone();
-    let core = Membership::new(cfg, seed, std::time::Instant::now()).map_err(StartError::Config)?;
+    // Nonces must never repeat under a key shared by the whole cluster, so
+    // they come from OS entropy, not from the (possibly fixed) `seed`.
+    let nonces = <NonceRng as rand::SeedableRng>::from_os_rng();
+    let core = Membership::with_nonce_rng(cfg, seed, nonces, std::time::Instant::now())
+        .map_err(StartError::Config)?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let traffic = Arc::new(Traffic::default());
@@ -266,6 +326,14 @@ enum FromConn {
     Done(StreamId, StreamResult),
     /// An accepted stream delivered a message; the reply goes back on `reply`.
     Inbound(SocketAddr, StreamMessage, oneshot::Sender<Option<Vec<u8>>>),
+    /// An accepted stream could not be read; the error reply goes back on `reply`.
+    InboundFailed(
+        SocketAddr,
+        StreamCodecError,
+        oneshot::Sender<Option<Vec<u8>>>,
+    ),
+    /// A reply to a stream we opened could not be decrypted.
+    DecryptFailed(SocketAddr, String),
 }
 
 struct Shell {
@@ -332,6 +400,13 @@ impl Shell {
                         let out = self.core.handle_stream(from, msg, std::time::Instant::now());
                         let _ = reply.send(out);
                     }
+                    FromConn::InboundFailed(from, error, reply) => {
+                        let out = self.core.handle_stream_error(from, &error, std::time::Instant::now());
+                        let _ = reply.send(out);
+                    }
+                    FromConn::DecryptFailed(from, reason) => {
+                        self.core.record_decrypt_failure(from, &reason, std::time::Instant::now());
+                    }
                 },
             }
         }
@@ -358,6 +433,24 @@ impl Shell {
                 let _ = tx.send(self.core.set_meta(meta, now));
             }
             Command::Leave(timeout) => self.core.leave(timeout, now),
+            Command::Stats(tx) => {
+                let _ = tx.send(self.core.stats().clone());
+            }
+            Command::AddKey(key, tx) => {
+                let _ = tx.send(self.core.add_key(key));
+            }
+            Command::UseKey(key, tx) => {
+                let _ = tx.send(self.core.use_key(&key));
+            }
+            Command::RemoveKey(key, tx) => {
+                let _ = tx.send(self.core.remove_key(&key));
+            }
+            Command::Keys(tx) => {
+                let _ = tx.send(self.core.keyring_fingerprints());
+            }
+            Command::SetVerify { incoming, outgoing } => {
+                self.core.set_gossip_verify(incoming, outgoing);
+            }
             Command::Shutdown => self.core.shutdown(),
         }
     }
@@ -377,8 +470,21 @@ impl Shell {
                     let tx = conn_tx.clone();
                     let traffic = self.traffic.clone();
                     tokio::spawn(async move {
-                        let id = req.id;
+                        let (id, to) = (req.id, req.to);
                         let result = stream::exchange(req, codec, &traffic).await;
+                        let result = match result {
+                            Ok(m) => Ok(m),
+                            Err(stream::Failure::Codec(e)) => {
+                                if e.is_decrypt_failure() {
+                                    let _ = tx.send(FromConn::DecryptFailed(
+                                        to,
+                                        format!("stream reply: {e}"),
+                                    ));
+                                }
+                                Err(e.to_string())
+                            }
+                            Err(stream::Failure::Io(e)) => Err(e),
+                        };
                         let _ = tx.send(FromConn::Done(id, result));
                     });
                 }

@@ -8,15 +8,36 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::{FromConn, Traffic};
-use crate::membership::{StreamCodec, StreamRequest, StreamResult};
+use crate::membership::{StreamCodec, StreamCodecError, StreamRequest};
 use crate::wire::{StreamMessage, MAX_PUSH_STATE_BYTES};
 
 /// Hard cap on bytes read for one stream message: the largest push/pull
 /// plus room for framing and encryption.
 const MAX_STREAM_BYTES: usize = MAX_PUSH_STATE_BYTES + 64 * 1024;
+
+/// Why a stream exchange failed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The bytes could not be decoded (or decrypted).
+    Codec(StreamCodecError),
+    /// Connecting, reading or writing failed, or timed out.
+    Io(String),
+}
+
+impl From<StreamCodecError> for Failure {
+    fn from(e: StreamCodecError) -> Self {
+        Failure::Codec(e)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Io(e)
+    }
+}
 
 /// Reads one message. Parsing is retried only when the buffer has grown by
 /// half since the last try (or the read was short), so a 20 MiB state is not
@@ -27,14 +48,14 @@ async fn read_message(
     inbound: bool,
     deadline: Instant,
     traffic: &Traffic,
-) -> Result<Option<StreamMessage>, String> {
+) -> Result<Option<StreamMessage>, Failure> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut tried_at = 0usize;
     loop {
         let n = match timeout_at(deadline, conn.read(&mut chunk)).await {
-            Err(_) => return Err("timed out reading the stream".into()),
-            Ok(Err(e)) => return Err(format!("read failed: {e}")),
+            Err(_) => return Err(Failure::Io("timed out reading the stream".into())),
+            Ok(Err(e)) => return Err(Failure::Io(format!("read failed: {e}"))),
             Ok(Ok(n)) => n,
         };
         traffic.tcp_recv.fetch_add(n as u64, Ordering::Relaxed);
@@ -44,17 +65,17 @@ async fn read_message(
             }
             return match codec.decode(&buf, inbound)? {
                 Some((msg, _)) => Ok(Some(msg)),
-                None => Err(format!(
+                None => Err(Failure::Io(format!(
                     "connection closed after {} bytes, in the middle of a message",
                     buf.len()
-                )),
+                ))),
             };
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_STREAM_BYTES {
-            return Err(format!(
+            return Err(Failure::Io(format!(
                 "stream message exceeds {MAX_STREAM_BYTES} bytes: refused"
-            ));
+            )));
         }
         if n < chunk.len() || buf.len() >= tried_at + tried_at / 2 {
             tried_at = buf.len();
@@ -70,17 +91,17 @@ pub(super) async fn exchange(
     req: StreamRequest,
     codec: StreamCodec,
     traffic: &Traffic,
-) -> StreamResult {
+) -> Result<Option<StreamMessage>, Failure> {
     let deadline = Instant::from_std(req.deadline);
     let mut conn = match timeout_at(deadline, TcpStream::connect(req.to)).await {
-        Err(_) => return Err(format!("timed out connecting to {}", req.to)),
-        Ok(Err(e)) => return Err(format!("cannot connect to {}: {e}", req.to)),
+        Err(_) => return Err(Failure::Io(format!("timed out connecting to {}", req.to))),
+        Ok(Err(e)) => return Err(Failure::Io(format!("cannot connect to {}: {e}", req.to))),
         Ok(Ok(c)) => c,
     };
     let _ = conn.set_nodelay(true);
     match timeout_at(deadline, conn.write_all(&req.data)).await {
-        Err(_) => return Err(format!("timed out writing to {}", req.to)),
-        Ok(Err(e)) => return Err(format!("write to {} failed: {e}", req.to)),
+        Err(_) => return Err(Failure::Io(format!("timed out writing to {}", req.to))),
+        Ok(Err(e)) => return Err(Failure::Io(format!("write to {} failed: {e}", req.to))),
         Ok(Ok(())) => {}
     }
     traffic
@@ -103,20 +124,18 @@ pub(super) async fn serve(
     traffic: std::sync::Arc<Traffic>,
 ) {
     let deadline = Instant::now() + timeout;
-    let msg = match read_message(&mut conn, &codec, true, deadline, &traffic).await {
-        Ok(Some(m)) => m,
+    let (tx, rx) = oneshot::channel();
+    let to_core = match read_message(&mut conn, &codec, true, deadline, &traffic).await {
+        Ok(Some(m)) => FromConn::Inbound(from, m, tx),
         Ok(None) => return,
-        Err(e) if e.starts_with("stream label") => {
-            warn!(%from, error = %e, "refused a stream from another cluster");
-            return;
-        }
-        Err(e) => {
+        // The core counts it and answers with an error, as memberlist does.
+        Err(Failure::Codec(e)) => FromConn::InboundFailed(from, e, tx),
+        Err(Failure::Io(e)) => {
             debug!(%from, error = %e, "refused inbound stream");
             return;
         }
     };
-    let (tx, rx) = oneshot::channel();
-    if core.send(FromConn::Inbound(from, msg, tx)).is_err() {
+    if core.send(to_core).is_err() {
         return;
     }
     let Ok(Some(reply)) = rx.await else {

@@ -1,8 +1,8 @@
-//! ENCRYPTION SEAM — framing only; the AES-GCM keyring is a separate piece
-//! of work (the `keyring` module) and is deliberately not implemented here.
+//! Encryption framing only; the AES-GCM keyring and the sealing and opening
+//! of these layouts live in [`crate::keyring`], and the membership core
+//! decides when to apply them.
 //!
-//! Where encryption sits in memberlist's pipeline, so the keyring can be
-//! slotted in without touching the codec:
+//! Where encryption sits in memberlist's pipeline:
 //!
 //! * **Packets** (send): encode → compound → compress (if enabled and
 //!   smaller) → CRC (peer pmax ≥ 5) → *encrypt* → label header. The

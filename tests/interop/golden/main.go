@@ -664,7 +664,7 @@ type decoded struct {
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: golden encode|decode")
+		fmt.Fprintln(os.Stderr, "usage: golden encode|decode|encrypt|decrypt")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -706,6 +706,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%d of %d vectors failed to decode\n", failed, len(in))
 			os.Exit(1)
 		}
+	case "encrypt", "decrypt":
+		cryptMain(os.Args[1])
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", os.Args[1])
 		os.Exit(2)

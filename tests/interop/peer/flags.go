@@ -40,6 +40,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.suspicionMult, "suspicion-mult", 0, "override the profile")
 	fs.IntVar(&o.pushPullInterval, "push-pull-interval-ms", 0, "override the profile")
 	fs.Var(&o.keys, "key", "hex AES key, 16/24/32 bytes (repeatable, first is primary)")
+	registerKeyFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -112,6 +113,7 @@ func (o *options) config() *memberlist.Config {
 		c.SecretKey = keys[0]
 		c.Keyring, _ = memberlist.NewKeyring(keys, keys[0])
 	}
+	applyKeyConfig(c)
 	return c
 }
 

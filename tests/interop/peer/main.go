@@ -27,6 +27,9 @@ type command struct {
 	Data      string   `json:"data"`
 	Reliable  bool     `json:"reliable"`
 	TimeoutMs int64    `json:"timeout_ms"`
+	Key       string   `json:"key"`
+	Incoming  *bool    `json:"incoming"`
+	Outgoing  *bool    `json:"outgoing"`
 }
 
 // peer is the running node.
@@ -73,7 +76,7 @@ func main() {
 
 func start(o *options) (*peer, error) {
 	conf := o.config()
-	logger := log.New(os.Stderr, conf.Name+" ", log.LstdFlags|log.Lmicroseconds)
+	logger := log.New(countDecryptFailures(os.Stderr), conf.Name+" ", log.LstdFlags|log.Lmicroseconds)
 	conf.Logger = logger
 
 	stats := &wireStats{}
@@ -170,7 +173,7 @@ func (p *peer) run(c *command) {
 		p.del.setMeta([]byte(c.Data))
 		p.answer(c.Cmd, p.ml.UpdateNode(timeoutOr(c.TimeoutMs, 5*time.Second)))
 	case "stats":
-		emit(p.stats.event())
+		emit(withKeyStats(p.stats.event()))
 	case "leave":
 		if err := p.ml.Leave(timeoutOr(c.TimeoutMs, time.Second)); err != nil {
 			p.answer(c.Cmd, err)
@@ -178,6 +181,9 @@ func (p *peer) run(c *command) {
 		}
 		emit(obj{"ev": "left"})
 	default:
+		if p.runKeyCommand(c) {
+			return
+		}
 		emitError(c.Cmd, fmt.Errorf("unknown command %q", c.Cmd))
 	}
 }
