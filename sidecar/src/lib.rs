@@ -13,4 +13,5 @@ pub mod membership;
 pub mod runtime;
 pub mod settings;
 pub mod stdio;
+pub mod tables;
 pub mod wire;

@@ -1,0 +1,102 @@
+//! NetworkDB configuration: libnetwork's defaults, every interval an input.
+
+use std::time::Duration;
+
+/// Everything the tables core needs to know. Defaults are libnetwork's
+/// (`DefaultConfig`, `cluster.go`) on memberlist's LAN profile.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's name; MUST equal its memberlist name (table events and
+    /// bulk syncs name their origin by it).
+    pub node_name: String,
+    /// Bytes one gossip compound message may take (libnetwork's
+    /// `PacketBufferSize`).
+    pub packet_budget: usize,
+    /// How often queued table events are gossiped (memberlist `GossipInterval`).
+    pub gossip_interval: Duration,
+    /// Random members of each network that every gossip round goes to.
+    pub gossip_fanout: usize,
+    /// Retransmit multiplier: each event goes out
+    /// `mult * ceil(log10(n + 1))` times for `n` nodes in scope.
+    pub retransmit_mult: usize,
+    /// How often each network is bulk synced with one random member
+    /// (memberlist `PushPullInterval`).
+    pub bulk_sync_interval: Duration,
+    /// How long an unsolicited bulk sync waits for its answer before it
+    /// counts as failed (libnetwork waits 30 s, blocking; here nothing
+    /// blocks, see the module docs).
+    pub bulk_sync_timeout: Duration,
+    /// How long a tombstone lives before it is reaped.
+    pub reap_entry_interval: Duration,
+    /// How often the reaper runs.
+    pub reap_period: Duration,
+    /// How often a failed node is retried.
+    pub retry_interval: Duration,
+    /// How long a failed or left node (and the entries it owns) is remembered.
+    pub node_reap_interval: Duration,
+    /// Table events learned by bulk sync are not relayed while this many
+    /// relays are queued for the network.
+    pub max_rebroadcast_on_sync: usize,
+}
+
+impl Config {
+    /// libnetwork's defaults for a node called `node_name`.
+    pub fn new(node_name: impl Into<String>) -> Self {
+        Config {
+            node_name: node_name.into(),
+            packet_budget: 1400,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            retransmit_mult: 4,
+            bulk_sync_interval: Duration::from_secs(30),
+            bulk_sync_timeout: Duration::from_secs(30),
+            reap_entry_interval: Duration::from_secs(30 * 60),
+            reap_period: Duration::from_secs(5),
+            retry_interval: Duration::from_secs(1),
+            node_reap_interval: Duration::from_secs(24 * 60 * 60),
+            max_rebroadcast_on_sync: 500,
+        }
+    }
+
+    /// How long a left network is remembered: a little longer than a
+    /// tombstone, so its entries are reaped first (libnetwork:
+    /// `reapEntryInterval + 5 * reapPeriod`).
+    pub fn reap_network_interval(&self) -> Duration {
+        self.reap_entry_interval + 5 * self.reap_period
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// Names the first bad setting and its value.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node_name.is_empty() {
+            return Err("node_name is empty: give the node its memberlist name".into());
+        }
+        if self.packet_budget < 128 {
+            return Err(format!(
+                "packet_budget is {} bytes: it must be at least 128 (1400 is the default)",
+                self.packet_budget
+            ));
+        }
+        for (name, d) in [
+            ("gossip_interval", self.gossip_interval),
+            ("bulk_sync_interval", self.bulk_sync_interval),
+            ("bulk_sync_timeout", self.bulk_sync_timeout),
+            ("reap_period", self.reap_period),
+            ("retry_interval", self.retry_interval),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} is zero: it must be a positive duration"));
+            }
+        }
+        if self.reap_entry_interval < Duration::from_secs(2) {
+            return Err(format!(
+                "reap_entry_interval is {:?}: it must be at least 2 s, because tombstones \
+                 travel with their residual reap time in whole seconds",
+                self.reap_entry_interval
+            ));
+        }
+        Ok(())
+    }
+}
