@@ -10,7 +10,7 @@
 //! - false positives: live nodes ever declared dead by anyone.
 //!
 //! Run: `cargo bench -p gossamer-tests --bench cluster` (optionally
-//! `-- --nodes 16,64 --idle-secs 20`). It prints a Markdown table with
+//! `-- --nodes 16,64 --idle-secs 20 --kinds go,rust`). It prints a Markdown table with
 //! both sides and the ratio Rust/Go. Not a timed test: a benchmark.
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock
@@ -158,9 +158,11 @@ fn main() {
     );
     println!("| N | metric | Go memberlist | Gossamer | ratio Gossamer/Go |");
     println!("|---|---|---|---|---|");
+    let kinds = arg("--kinds").unwrap_or_else(|| "go,rust".into());
+    let want = |k: &str| kinds.split(',').any(|x| x.trim() == k);
     for n in sizes {
-        let go = run(Kind::Go, n, idle);
-        let rs = run(Kind::Rust, n, idle);
+        let go = if want("go") { run(Kind::Go, n, idle) } else { Figures::default() };
+        let rs = if want("rust") { run(Kind::Rust, n, idle) } else { Figures::default() };
         let rows: [(&str, f64, f64); 8] = [
             ("all see all after joins (s)", go.converge_s, rs.converge_s),
             (
