@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo: a local cluster of sidecar processes on loopback from the
-# embedded default config; shows convergence, crash detection and a leave.
+# embedded default config; shows convergence, an entry written on one node
+# appearing on all and its delete propagating (gRPC table API), crash
+# detection and a leave.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/setup.sh

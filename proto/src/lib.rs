@@ -1,6 +1,8 @@
 //! Gossamer's protobuf messages, generated with prost from the `.proto` files
 //! beside this crate.
 //!
+//! - [`tables::v1`]: the local table API (`gossamer/tables/v1/tables.proto`),
+//!   with tonic server and client.
 //! - [`networkdb`]: the gossip table messages of libnetwork's NetworkDB
 //!   (`networkdb/networkdb.proto`), with the same message names, field
 //!   numbers and types, so their encoding is byte-identical to the Go
@@ -18,4 +20,15 @@
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod networkdb {
     include!(concat!(env!("OUT_DIR"), "/networkdb.rs"));
+}
+
+/// The local table API (package `gossamer.tables.v1`): the service an
+/// application in the pod calls on its sidecar, with its tonic server and
+/// client.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod tables {
+    /// Version 1.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/gossamer.tables.v1.rs"));
+    }
 }

@@ -8,10 +8,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod keyring;
 pub mod membership;
+pub mod node;
 pub mod runtime;
 pub mod settings;
+pub mod sim;
 pub mod stdio;
 pub mod tables;
 pub mod wire;

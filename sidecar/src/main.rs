@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)] // the binary is shell: it may read the clock
 
 mod demo;
+mod simcmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 use gossamer_sidecar::keyring::Key;
 use gossamer_sidecar::membership::{Event, Profile};
 use gossamer_sidecar::settings::{self, FileConfig};
-use gossamer_sidecar::{runtime, stdio};
+use gossamer_sidecar::{api, runtime, stdio};
 use tracing::{error, info};
 
 #[derive(Parser, Debug)]
@@ -37,6 +38,9 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         nodes: usize,
     },
+    /// Simulate a cluster in virtual time (deterministic) and measure
+    /// convergence, failure detection, false positives and bandwidth.
+    Sim(Box<simcmd::SimArgs>),
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -103,6 +107,14 @@ struct RunArgs {
     /// With keys, encrypt outgoing gossip (memberlist GossipVerifyOutgoing).
     #[arg(long)]
     verify_outgoing: Option<bool>,
+    /// Serve the local table API on IP:PORT or unix:PATH (overrides
+    /// api.listen).
+    #[arg(long)]
+    api_listen: Option<String>,
+    /// NetworkDB network to join at start (repeatable; replaces the config
+    /// file's networks).
+    #[arg(long = "network")]
+    networks: Vec<String>,
 }
 
 /// A `--key` value. Parsing never fails here (clap would quote the value in
@@ -160,6 +172,19 @@ impl RunArgs {
         }
         if let Some(v) = &self.meta {
             f.node.meta = Some(v.clone());
+        }
+        if let Some(v) = &self.api_listen {
+            f.api = Some(settings::ApiSection { listen: v.clone() });
+        }
+        if !self.networks.is_empty() {
+            f.networks = self
+                .networks
+                .iter()
+                .map(|n| settings::NetworkSection {
+                    name: n.clone(),
+                    tables: Vec::new(),
+                })
+                .collect();
         }
         let t = &mut f.tuning;
         t.protocol_version = self.protocol_version.or(t.protocol_version);
@@ -221,15 +246,51 @@ async fn run(args: RunArgs) -> Result<(), String> {
     for p in &file.peers {
         seeds.push(settings::resolve(p).map_err(|e| format!("peer {p:?}: {e}"))?);
     }
+    let networks = file.start_networks()?;
+    let api_listen: Option<api::Listen> = file
+        .api
+        .as_ref()
+        .map(|a| a.listen.parse())
+        .transpose()
+        .map_err(|e: String| format!("api.listen: {e}"))?;
+    // Bind the API before the node starts, so that a taken port is an
+    // error at start.
+    let api_listener = match &api_listen {
+        Some(l) => Some(api::Listener::bind(l).await?),
+        None => None,
+    };
     let seed = args.rng_seed.unwrap_or_else(rand::random);
     let (node, mut events) = runtime::start(cfg, bind, seed)
         .await
         .map_err(|e| e.to_string())?;
+    for n in &file.networks {
+        info!(network = %n.name, tables = ?n.tables, "joining network");
+    }
+    for nid in networks {
+        node.call(move |n, now| n.with_tables(now, |t, now| t.join_network(&nid, now)))
+            .await
+            .ok_or("the node stopped while starting")?
+            .map_err(|e| e.to_string())?;
+    }
     if !seeds.is_empty() {
         node.join(seeds);
     }
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_addr = api_listener.as_ref().map(api::Listener::describe);
+    if let Some(l) = api_listener {
+        let n = node.clone();
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = api_stopped.await;
+            };
+            if let Err(e) = api::serve(n, l, stop).await {
+                error!(error = %e, "local table API stopped");
+            }
+        });
+    }
+    let _api_stop = api_stop;
     if args.stdio {
-        if stdio::serve(node.clone(), &mut events).await == stdio::Exit::Terminate {
+        if stdio::serve(node.clone(), &mut events, api_addr).await == stdio::Exit::Terminate {
             stdio::leave_and_wait(&node, &mut events, Duration::from_secs(5)).await;
         }
         node.shutdown();
@@ -276,6 +337,11 @@ fn log_event(e: &Event) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The simulator needs no runtime and no logs (ten thousand nodes' worth).
+    let cmd = match cli.cmd {
+        Cmd::Sim(args) => return simcmd::main(&args),
+        other => other,
+    };
     init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -289,9 +355,10 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        match cli.cmd {
+        match cmd {
             Cmd::Run(args) => run(*args).await,
             Cmd::Demo { nodes } => demo::run(nodes).await,
+            Cmd::Sim(_) => Ok(()), // handled above
         }
     });
     // A blocking stdin read may still be pending; don't wait for it.

@@ -47,6 +47,33 @@ pub struct FileConfig {
     /// default true.
     #[serde(default)]
     pub verify_outgoing: Option<bool>,
+    /// NetworkDB networks joined at start.
+    #[serde(default)]
+    pub networks: Vec<NetworkSection>,
+    /// The local table API; absent: not served.
+    #[serde(default)]
+    pub api: Option<ApiSection>,
+}
+
+/// One network joined at start (`networks: [{name, tables: [..]}]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// The network id (as NetworkDB's; keep ids not prefixes of each other
+    /// when Go NetworkDB peers take part).
+    pub name: String,
+    /// The tables the application uses in it. NetworkDB tables need no
+    /// creation; the list documents the intent and is logged at start.
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+/// The `api` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// `IP:PORT` (loopback, normally) or `unix:PATH`.
+    pub listen: String,
 }
 
 /// One keyring entry: a file holding exactly 16, 24 or 32 raw key bytes
@@ -202,7 +229,34 @@ impl FileConfig {
             verify_incoming: None,
             verify_outgoing: None,
             tuning: Tuning::default(),
+            networks: Vec::new(),
+            api: None,
         })
+    }
+
+    /// The networks to join at start, checked.
+    ///
+    /// # Errors
+    /// An empty or repeated network name, or an empty table name.
+    pub fn start_networks(&self) -> Result<Vec<String>, String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, n) in self.networks.iter().enumerate() {
+            if n.name.is_empty() {
+                return Err(format!(
+                    "networks[{i}].name is empty: give the network an id"
+                ));
+            }
+            if out.contains(&n.name) {
+                return Err(format!("network {:?} is listed twice in networks", n.name));
+            }
+            if let Some(j) = n.tables.iter().position(String::is_empty) {
+                return Err(format!(
+                    "networks[{i}].tables[{j}] is empty: give the table a name"
+                ));
+            }
+            out.push(n.name.clone());
+        }
+        Ok(out)
     }
 
     /// Builds the core configuration and the bind address.
@@ -324,6 +378,26 @@ mod tests {
         let e = load_key_file(&dir.join("missing")).unwrap_err();
         assert!(e.contains("missing"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn networks_and_api_sections() {
+        let f = FileConfig::parse(
+            "networks: [{name: endpoints, tables: [backends, health]}, {name: b}]\napi: {listen: '127.0.0.1:7947'}\n",
+        )
+        .unwrap();
+        assert_eq!(f.start_networks().unwrap(), ["endpoints", "b"]);
+        assert_eq!(f.networks[0].tables, ["backends", "health"]);
+        assert_eq!(f.api.unwrap().listen, "127.0.0.1:7947");
+        let f = FileConfig::parse("networks: [{name: a}, {name: a}]\n").unwrap();
+        assert!(f
+            .start_networks()
+            .unwrap_err()
+            .contains("\"a\" is listed twice"));
+        let f = FileConfig::parse("networks: [{name: ''}]\n").unwrap();
+        assert!(f.start_networks().unwrap_err().contains("networks[0].name"));
+        let e = FileConfig::parse("api: {lisen: x}\n").unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
     }
 
     #[test]

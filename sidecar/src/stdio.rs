@@ -142,6 +142,12 @@ fn print_event(e: &Event, leave_requested: &mut bool) {
                     "failed to join: no seed answered; tried {}", errors.join("; "))})
             }
         }
+        Event::SendFailed { to, error, .. } => {
+            // Not printed: a late line could be taken for the answer to a
+            // later command.
+            tracing::warn!(node = %to, %error, "reliable user message not delivered");
+            return;
+        }
         Event::LeaveFinished { broadcast_sent } => {
             if !std::mem::take(leave_requested) {
                 return;
@@ -161,9 +167,18 @@ pub enum Exit {
     Terminate,
 }
 
-/// Runs the protocol until stdin closes, `shutdown`, or SIGTERM.
-pub async fn serve(node: NodeHandle, events: &mut mpsc::UnboundedReceiver<Event>) -> Exit {
-    print(json!({"ev": "ready", "name": node.name(), "addr": node.addr().to_string()}));
+/// Runs the protocol until stdin closes, `shutdown`, or SIGTERM. `api` is
+/// where the local table API listens, if it does (told in `ready`).
+pub async fn serve(
+    node: NodeHandle,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    api: Option<String>,
+) -> Exit {
+    let mut ready = json!({"ev": "ready", "name": node.name(), "addr": node.addr().to_string()});
+    if let Some(a) = api {
+        ready["api"] = json!(a);
+    }
+    print(ready);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => Some(s),

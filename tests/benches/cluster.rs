@@ -161,8 +161,16 @@ fn main() {
     let kinds = arg("--kinds").unwrap_or_else(|| "go,rust".into());
     let want = |k: &str| kinds.split(',').any(|x| x.trim() == k);
     for n in sizes {
-        let go = if want("go") { run(Kind::Go, n, idle) } else { Figures::default() };
-        let rs = if want("rust") { run(Kind::Rust, n, idle) } else { Figures::default() };
+        let go = if want("go") {
+            run(Kind::Go, n, idle)
+        } else {
+            Figures::default()
+        };
+        let rs = if want("rust") {
+            run(Kind::Rust, n, idle)
+        } else {
+            Figures::default()
+        };
         let rows: [(&str, f64, f64); 8] = [
             ("all see all after joins (s)", go.converge_s, rs.converge_s),
             (

@@ -44,7 +44,7 @@ pub(super) struct DecryptFailures {
     peers: HashMap<SocketAddr, PeerFailures>,
 }
 
-impl Membership {
+impl<D: super::Delegate> Membership<D> {
     fn encryption_on(&self) -> bool {
         !self.keyring.is_empty()
     }

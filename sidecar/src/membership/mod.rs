@@ -12,18 +12,22 @@
 mod codec;
 mod config;
 mod crypt;
+mod delegate;
 mod node;
 mod probe;
 mod queue;
 mod suspicion;
+mod table;
 mod types;
 
 pub use codec::{StreamCodec, StreamCodecError};
 pub use config::{
     Config, Profile, PROTOCOL_VERSION_DEFAULT, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
 };
+pub use delegate::{Delegate, NoDelegate};
 pub use queue::{retransmit_limit, BroadcastQueue};
 pub use suspicion::{suspicion_timeout, Awareness, Suspicion};
+pub use table::Snapshot;
 pub use types::{
     addr_from_wire, ip_to_wire, Event, JoinId, Member, NodeStatus, Output, Stats, StreamId,
     StreamRequest, StreamResult,
@@ -122,14 +126,16 @@ struct LeaveState {
     broadcast: queue::BroadcastId,
 }
 
-/// The membership state machine of one node.
+/// The membership state machine of one node, with the application's hooks
+/// `D` (see [`Delegate`]).
 #[derive(Debug)]
-pub struct Membership {
+pub struct Membership<D = NoDelegate> {
     cfg: Config,
     rng: SmallRng,
-    nodes: HashMap<String, NodeState>,
+    /// Members by name, copy-on-write over a shared snapshot, if any.
+    nodes: table::NodeTable,
     /// Probe order (shuffled), including ourselves and recently dead nodes.
-    order: Vec<String>,
+    order: table::Order,
     probe_index: usize,
     probe: Option<probe::Probe>,
     incarnation: u32,
@@ -156,9 +162,10 @@ pub struct Membership {
     /// Nonces for AES-GCM; a CSPRNG (see [`Membership::with_nonce_rng`]).
     nonces: NonceRng,
     decrypt_failures: crypt::DecryptFailures,
+    delegate: D,
 }
 
-impl Membership {
+impl Membership<NoDelegate> {
     /// Creates the node, alive at incarnation 1, and arms its periodic work
     /// with a random stagger. Nonces for encryption come from a CSPRNG
     /// seeded from `seed`, so runs are reproducible: right for tests and
@@ -184,12 +191,29 @@ impl Membership {
         nonces: NonceRng,
         now: Instant,
     ) -> Result<Self, String> {
+        Membership::with_delegate(cfg, seed, nonces, NoDelegate, now)
+    }
+}
+
+impl<D: Delegate> Membership<D> {
+    /// As [`Membership::with_nonce_rng`], with the application's hooks
+    /// `delegate` (memberlist's `Config.Delegate`).
+    ///
+    /// # Errors
+    /// The configuration's own validation error.
+    pub fn with_delegate(
+        cfg: Config,
+        seed: u64,
+        nonces: NonceRng,
+        delegate: D,
+        now: Instant,
+    ) -> Result<Self, String> {
         cfg.validate()?;
         let mut m = Membership {
             awareness: Awareness::new(cfg.awareness_max_multiplier),
             rng: SmallRng::seed_from_u64(seed),
-            nodes: HashMap::new(),
-            order: Vec::new(),
+            nodes: table::NodeTable::default(),
+            order: table::Order::default(),
             probe_index: 0,
             probe: None,
             incarnation: 0,
@@ -214,6 +238,7 @@ impl Membership {
             keyring: Keyring::new(cfg.keys.iter().cloned()),
             nonces,
             decrypt_failures: crypt::DecryptFailures::default(),
+            delegate,
             cfg,
         };
         let inc = m.next_incarnation();
@@ -386,8 +411,9 @@ impl Membership {
                 }
             }
             StreamPurpose::UserMessage { to } => {
-                if let Err(e) = result {
-                    warn!(node = %to, error = %e, "reliable user message not delivered");
+                if let Err(error) = result {
+                    debug!(node = %to, %error, "reliable user message not delivered");
+                    self.emit(Event::SendFailed { id, to, error });
                 }
             }
         }
@@ -461,7 +487,9 @@ impl Membership {
         Ok(())
     }
 
-    /// Sends `data` to the member `to` over a stream.
+    /// Sends `data` to the member `to` over a stream. Returns the stream's
+    /// id; if delivery fails, [`Event::SendFailed`] reports it with this id
+    /// (success is not reported).
     ///
     /// # Errors
     /// The member is unknown.
@@ -470,7 +498,7 @@ impl Membership {
         to: &str,
         data: &[u8],
         now: Instant,
-    ) -> Result<(), CommandError> {
+    ) -> Result<StreamId, CommandError> {
         let addr = self
             .nodes
             .get(to)
@@ -478,14 +506,13 @@ impl Membership {
             .member
             .addr;
         let bytes = self.seal_stream(&StreamMessage::User(data.to_vec()), true);
-        self.open_stream(
+        Ok(self.open_stream(
             addr,
             bytes,
             false,
             now,
             StreamPurpose::UserMessage { to: to.to_string() },
-        );
-        Ok(())
+        ))
     }
 
     /// Queues `data` as a user broadcast, piggybacked on gossip.
@@ -494,7 +521,17 @@ impl Membership {
         self.user_broadcasts.prune(self.cfg.max_queued_broadcasts);
     }
 
-    /// Sets the user state sent on push/pull.
+    /// The application's hooks.
+    pub fn delegate(&self) -> &D {
+        &self.delegate
+    }
+
+    /// The application's hooks, mutably.
+    pub fn delegate_mut(&mut self) -> &mut D {
+        &mut self.delegate
+    }
+
+    /// Sets the user state sent on push/pull when the delegate offers none.
     pub fn set_local_state(&mut self, data: Vec<u8>) {
         self.local_state = data;
     }
@@ -745,11 +782,24 @@ impl Membership {
         id
     }
 
-    /// Membership broadcasts first, then user broadcasts in the space left.
+    /// Membership broadcasts first, then the delegate's (as memberlist's
+    /// `getBroadcasts`), then user broadcasts, each in the space left.
     fn take_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
         let transmit = retransmit_limit(self.cfg.retransmit_mult, self.order.len());
         let mut msgs = self.broadcasts.take(overhead, limit, transmit);
-        let used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
+        let mut used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
+        let avail = limit.saturating_sub(used);
+        if avail > overhead + USER_MSG_OVERHEAD {
+            let extra = self
+                .delegate
+                .get_broadcasts(overhead + USER_MSG_OVERHEAD, avail);
+            for data in extra {
+                used += data.len() + overhead + USER_MSG_OVERHEAD;
+                let mut framed = Vec::with_capacity(data.len() + 1);
+                Message::User(data).encode(&mut framed);
+                msgs.push(framed);
+            }
+        }
         let avail = limit.saturating_sub(used);
         if avail > overhead + USER_MSG_OVERHEAD && !self.user_broadcasts.is_empty() {
             for data in self
@@ -833,7 +883,11 @@ impl Membership {
         self.open_stream(to, data, true, now, StreamPurpose::PushPull { join, to });
     }
 
-    fn local_push_pull(&self, join: bool) -> StreamMessage {
+    fn local_push_pull(&mut self, join: bool) -> StreamMessage {
+        let user_state = self
+            .delegate
+            .local_state(join)
+            .unwrap_or_else(|| self.local_state.clone());
         let nodes = self
             .order
             .iter()
@@ -851,7 +905,7 @@ impl Membership {
         StreamMessage::PushPull(PushPull {
             join,
             nodes,
-            user_state: self.local_state.clone(),
+            user_state,
         })
     }
 

@@ -20,7 +20,7 @@ pub(super) struct NodeState {
     pub state_change: Instant,
 }
 
-impl Membership {
+impl<D: super::Delegate> Membership<D> {
     /// Dispatches one message from a packet.
     pub(super) fn handle_message(&mut self, from: SocketAddr, msg: Message, now: Instant) {
         match msg {
@@ -167,12 +167,7 @@ impl Membership {
                     },
                 );
                 // Insert at a random place so probe order stays random.
-                let n = self.order.len();
-                self.order.push(a.node.clone());
-                if n > 0 {
-                    let off = rand::Rng::random_range(&mut self.rng, 0..=n);
-                    self.order.swap(off, n);
-                }
+                self.order.insert_random(a.node.clone(), &mut self.rng);
             }
             Some(state) if state.member.addr != addr => {
                 let since = now.saturating_duration_since(state.state_change);
@@ -403,7 +398,6 @@ impl Membership {
             }
             !expired
         });
-        use rand::seq::SliceRandom;
         self.order.shuffle(&mut self.rng);
     }
 }

@@ -22,7 +22,7 @@ pub(super) struct Probe {
     pub tcp_contact: bool,
 }
 
-impl Membership {
+impl<D: super::Delegate> Membership<D> {
     /// Picks the next member to probe, round robin over the shuffled list,
     /// skipping ourselves and dead or left members.
     pub(super) fn probe_tick(&mut self, now: Instant) {

@@ -110,6 +110,16 @@ pub enum Event {
         /// One entry per failed seed: its address and the reason.
         errors: Vec<String>,
     },
+    /// A reliable user message ([`crate::membership::Membership::send_reliable`])
+    /// was not delivered.
+    SendFailed {
+        /// The id `send_reliable` returned.
+        id: StreamId,
+        /// The member it was for.
+        to: String,
+        /// Why.
+        error: String,
+    },
     /// A leave finished: its broadcast went out, or the timeout passed.
     LeaveFinished {
         /// True when the leave broadcast was fully sent before the timeout.

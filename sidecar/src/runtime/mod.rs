@@ -1,7 +1,9 @@
-//! The tokio shell around the membership core: one task owns the core and
-//! `select!`s over the UDP socket, the next timer, commands, and results of
-//! stream tasks. Each TCP connection gets a task of its own that only moves
-//! bytes; every decision is the core's.
+//! The tokio shell around the node core ([`Node`]: membership and tables):
+//! one task owns the core and `select!`s over the UDP socket, the next
+//! timer, commands, and results of stream tasks. Each TCP connection gets a
+//! task of its own that only moves bytes; every decision is the core's.
+//! Membership events go to the events channel; table changes go to a
+//! broadcast channel that watchers subscribe to ([`NodeHandle::call`]).
 
 #![allow(clippy::disallowed_methods)] // the shell is where the clock is read
 
@@ -19,14 +21,24 @@ use tracing::{debug, info, warn};
 
 use crate::keyring::{Fingerprint, Key, KeyringError, NonceRng};
 use crate::membership::{
-    CommandError, Config, Event, Member, Membership, Output, Stats, StreamCodecError, StreamId,
-    StreamResult,
+    CommandError, Config, Event, Member, Stats, StreamCodecError, StreamId, StreamResult,
 };
+use crate::node::{self, Node, Output};
+use crate::tables::WatchEvent;
 use crate::wire::StreamMessage;
 
 /// At most this many inbound streams are served at once (memberlist's
 /// limit on concurrent push/pulls).
 const MAX_INBOUND_STREAMS: usize = 128;
+/// Table changes buffered for watchers; one that falls further behind
+/// loses its place (and is told so).
+const WATCH_BUFFER: usize = 1 << 16;
+
+/// A call run on the node's task, with the node and the current time.
+type Call = Box<dyn FnOnce(&mut Node, std::time::Instant) + Send>;
+
+/// A [`Call`] in a command.
+struct Call2(Call);
 
 /// Bytes on the wire, counted by the shell.
 #[derive(Debug, Default)]
@@ -83,13 +95,21 @@ enum Command {
     RemoveKey(Key, oneshot::Sender<Result<bool, KeyringError>>),
     Keys(oneshot::Sender<Vec<Fingerprint>>),
     SetVerify { incoming: bool, outgoing: bool },
+    Call(Call2),
     Shutdown,
+}
+
+impl std::fmt::Debug for Call2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Call")
+    }
 }
 
 /// Handle to a running node; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     cmds: mpsc::UnboundedSender<Command>,
+    watch: tokio::sync::broadcast::Sender<WatchEvent>,
     traffic: Arc<Traffic>,
     addr: SocketAddr,
     name: String,
@@ -125,6 +145,27 @@ impl NodeHandle {
     /// Byte counters.
     pub fn traffic(&self) -> TrafficSnapshot {
         self.traffic.snapshot()
+    }
+
+    /// Runs `f` on the node's own task, between inputs, and returns its
+    /// result: the way to call the tables (and to read them consistently).
+    /// `None` when the node stopped.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node, std::time::Instant) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Call(Call2(Box::new(move |n, now| {
+            let _ = tx.send(f(n, now));
+        }))));
+        rx.await.ok()
+    }
+
+    /// A new receiver of every table change from now on. Subscribe inside
+    /// [`NodeHandle::call`] and read the table there too, so that no change
+    /// falls between the read and the subscription.
+    pub fn subscribe_watch(&self) -> tokio::sync::broadcast::Receiver<WatchEvent> {
+        self.watch.subscribe()
     }
 
     fn send(&self, c: Command) {
@@ -296,8 +337,10 @@ pub async fn start(
     // Nonces must never repeat under a key shared by the whole cluster, so
     // they come from OS entropy, not from the (possibly fixed) `seed`.
     let nonces = <NonceRng as rand::SeedableRng>::from_os_rng();
-    let core = Membership::with_nonce_rng(cfg, seed, nonces, std::time::Instant::now())
+    let tables = node::tables_config(&cfg);
+    let core = Node::new(cfg, tables, seed, nonces, std::time::Instant::now())
         .map_err(StartError::Config)?;
+    let (watch, _) = tokio::sync::broadcast::channel(WATCH_BUFFER);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let traffic = Arc::new(Traffic::default());
@@ -306,12 +349,14 @@ pub async fn start(
         udp: Arc::new(udp),
         traffic: traffic.clone(),
         events: ev_tx,
+        watch: watch.clone(),
     };
     tokio::spawn(shell.run(tcp, cmd_rx));
     info!(%name, addr = %local, "membership started");
     Ok((
         NodeHandle {
             cmds: cmd_tx,
+            watch,
             traffic,
             addr: local,
             name,
@@ -337,10 +382,11 @@ enum FromConn {
 }
 
 struct Shell {
-    core: Membership,
+    core: Node,
     udp: Arc<UdpSocket>,
     traffic: Arc<Traffic>,
     events: mpsc::UnboundedSender<Event>,
+    watch: tokio::sync::broadcast::Sender<WatchEvent>,
 }
 
 impl Shell {
@@ -381,8 +427,8 @@ impl Shell {
                             warn!(%from, "too many concurrent streams: refusing connection");
                             continue;
                         };
-                        let codec = self.core.stream_codec();
-                        let timeout = self.core.config().tcp_timeout;
+                        let codec = self.core.membership().stream_codec();
+                        let timeout = self.core.membership().config().tcp_timeout;
                         let tx = conn_tx.clone();
                         let traffic = self.traffic.clone();
                         tokio::spawn(async move {
@@ -414,44 +460,48 @@ impl Shell {
 
     fn command(&mut self, c: Command) {
         let now = std::time::Instant::now();
+        let core = &mut self.core;
         match c {
             Command::Join(seeds) => {
-                self.core.join(&seeds, now);
+                core.with_membership(now, |m, now| m.join(&seeds, now));
             }
             Command::Members(tx) => {
-                let _ = tx.send(self.core.members());
+                let _ = tx.send(core.membership().members());
             }
             Command::SendBestEffort(to, data, tx) => {
-                let _ = tx.send(self.core.send_best_effort(&to, &data));
+                let r = core.with_membership(now, |m, _| m.send_best_effort(&to, &data));
+                let _ = tx.send(r);
             }
             Command::SendReliable(to, data, tx) => {
-                let _ = tx.send(self.core.send_reliable(&to, &data, now));
+                let r = core.with_membership(now, |m, now| m.send_reliable(&to, &data, now));
+                let _ = tx.send(r.map(|_| ()));
             }
-            Command::Broadcast(data) => self.core.broadcast(data),
-            Command::SetState(data) => self.core.set_local_state(data),
+            Command::Broadcast(data) => core.with_membership(now, |m, _| m.broadcast(data)),
+            Command::SetState(data) => core.set_fixed_state(Some(data)),
             Command::SetMeta(meta, tx) => {
-                let _ = tx.send(self.core.set_meta(meta, now));
+                let _ = tx.send(core.with_membership(now, |m, now| m.set_meta(meta, now)));
             }
-            Command::Leave(timeout) => self.core.leave(timeout, now),
+            Command::Leave(timeout) => core.leave(timeout, now),
             Command::Stats(tx) => {
-                let _ = tx.send(self.core.stats().clone());
+                let _ = tx.send(core.membership().stats().clone());
             }
             Command::AddKey(key, tx) => {
-                let _ = tx.send(self.core.add_key(key));
+                let _ = tx.send(core.with_membership(now, |m, _| m.add_key(key)));
             }
             Command::UseKey(key, tx) => {
-                let _ = tx.send(self.core.use_key(&key));
+                let _ = tx.send(core.with_membership(now, |m, _| m.use_key(&key)));
             }
             Command::RemoveKey(key, tx) => {
-                let _ = tx.send(self.core.remove_key(&key));
+                let _ = tx.send(core.with_membership(now, |m, _| m.remove_key(&key)));
             }
             Command::Keys(tx) => {
-                let _ = tx.send(self.core.keyring_fingerprints());
+                let _ = tx.send(core.membership().keyring_fingerprints());
             }
             Command::SetVerify { incoming, outgoing } => {
-                self.core.set_gossip_verify(incoming, outgoing);
+                core.with_membership(now, |m, _| m.set_gossip_verify(incoming, outgoing));
             }
-            Command::Shutdown => self.core.shutdown(),
+            Command::Call(Call2(f)) => f(core, now),
+            Command::Shutdown => core.shutdown(),
         }
     }
 
@@ -466,7 +516,7 @@ impl Shell {
                     Err(e) => debug!(%to, error = %e, "UDP send failed"),
                 },
                 Output::Stream(req) => {
-                    let codec = self.core.stream_codec();
+                    let codec = self.core.membership().stream_codec();
                     let tx = conn_tx.clone();
                     let traffic = self.traffic.clone();
                     tokio::spawn(async move {
@@ -490,6 +540,10 @@ impl Shell {
                 }
                 Output::Event(e) => {
                     let _ = self.events.send(e);
+                }
+                Output::Watch(w) => {
+                    // No watcher: nothing to do.
+                    let _ = self.watch.send(w);
                 }
             }
         }

@@ -207,7 +207,7 @@ impl Tables {
                         Ok(_) => {}
                         Err(_) => complete = false,
                     }
-                    self.handle_part(p, true, depth + 2, now);
+                    let _ = self.handle_part(p, true, depth + 2, now);
                 }
                 if complete && !sender.is_empty() && sender != self.cfg.node_name {
                     self.drop_unheld(&sender, &bsm.networks, bsm.l_time, &held);
@@ -217,7 +217,7 @@ impl Tables {
                 // An empty payload decodes as an empty compound; anything
                 // else is not a bulk sync we can trust for reconciliation.
                 self.stats.malformed += 1;
-                self.handle_part(&bsm.payload, true, depth + 1, now);
+                let _ = self.handle_part(&bsm.payload, true, depth + 1, now);
             }
         }
         let (acked, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)

@@ -21,13 +21,15 @@ impl Tables {
     /// best-effort or reliable (libnetwork's `NotifyMsg`). `from` names the
     /// sender when the transport knows it; it is only used for logs, since
     /// every message names its origin. Malformed input is counted and
-    /// dropped; it never changes state.
-    pub fn handle_message(&mut self, from: &str, data: &[u8], now: Instant) {
+    /// dropped; it never changes state. Returns false when it is not a
+    /// NetworkDB message of a known type (a host sharing the cluster may
+    /// send other user messages, and protobuf decodes many byte strings).
+    pub fn handle_message(&mut self, from: &str, data: &[u8], now: Instant) -> bool {
         if data.is_empty() {
-            return;
+            return false;
         }
         tracing::trace!(from, len = data.len(), "networkdb message");
-        self.handle_part(data, false, 0, now);
+        self.handle_part(data, false, 0, now)
     }
 
     /// This node's push/pull state: its own and every known attachment
@@ -71,19 +73,20 @@ impl Tables {
 
     /// Merges a peer's push/pull state (libnetwork's `MergeRemoteState`):
     /// a node join event for the sender, then one network event per
-    /// attachment it knows. Malformed input is counted and dropped.
-    pub fn merge_remote_state(&mut self, data: &[u8], _join: bool, now: Instant) {
+    /// attachment it knows. Malformed input is counted and dropped; the
+    /// result is false then.
+    pub fn merge_remote_state(&mut self, data: &[u8], _join: bool, now: Instant) -> bool {
         let pp = match codec::decode(data) {
             Ok(Decoded::PushPull(pp)) => pp,
             Ok(other) => {
                 tracing::debug!(?other, "push/pull state of the wrong type");
                 self.stats.malformed += 1;
-                return;
+                return false;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "bad push/pull state");
                 self.stats.malformed += 1;
-                return;
+                return false;
             }
         };
         self.handle_node_event(
@@ -110,23 +113,31 @@ impl Tables {
                 now,
             );
         }
+        true
     }
 
     /// Handles one wrapped message; `bulk` when it came in a bulk sync;
     /// `depth` counts the compounds and bulk syncs around it. Legitimate
     /// nesting is at most bulk sync > compound > event; deeper input is
-    /// dropped, so crafted nesting cannot exhaust the stack.
-    pub(super) fn handle_part(&mut self, data: &[u8], bulk: bool, depth: usize, now: Instant) {
+    /// dropped, so crafted nesting cannot exhaust the stack. True when the
+    /// message was of a known type.
+    pub(super) fn handle_part(
+        &mut self,
+        data: &[u8],
+        bulk: bool,
+        depth: usize,
+        now: Instant,
+    ) -> bool {
         if depth > MAX_NESTING {
             self.stats.malformed += 1;
-            return;
+            return false;
         }
         let decoded = match codec::decode(data) {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(error = %e, "dropping malformed NetworkDB message");
                 self.stats.malformed += 1;
-                return;
+                return false;
             }
         };
         match decoded {
@@ -155,8 +166,10 @@ impl Tables {
             }
             Decoded::Unknown(t) => {
                 tracing::debug!(message_type = t, "skipping unknown NetworkDB message type");
+                return false;
             }
         }
+        true
     }
 
     /// A network event; true when it is new and should be relayed

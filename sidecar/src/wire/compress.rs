@@ -1,8 +1,6 @@
 //! The `compress` wrapper: LZW (LSB bit order, 8-bit literals, as Go's
 //! `compress/lzw`) inside a msgpack `{Algo, Buf}` map.
 
-use std::collections::HashMap;
-
 use weezl::{decode::Decoder, BitOrder, LzwStatus};
 
 use super::messages::CompressMsg;
@@ -19,6 +17,9 @@ const END: u32 = CLEAR + 1;
 /// Go's encoder resets its table when the last assigned code reaches this
 /// value, so codes never need more than 12 bits.
 const LAST_CODE: u32 = (1 << 12) - 1;
+/// Slots of the encoder's hash table (Go's size).
+const TABLE_SIZE: usize = 1 << 14;
+const TABLE_MASK: usize = TABLE_SIZE - 1;
 
 /// LZW-compresses `data` byte for byte as Go's
 /// `lzw.NewWriter(w, lzw.LSB, 8)` does.
@@ -36,7 +37,10 @@ pub fn lzw_compress(data: &[u8]) -> Vec<u8> {
         w.put(END, 9);
         return w.finish();
     };
-    let mut table: HashMap<u32, u32> = HashMap::with_capacity(4096);
+    // Open addressing as Go's encoder does it: entries are `key << 12 |
+    // code` (keys are 20 bits, codes 12), 0 is empty; much faster than a
+    // SipHash map on this per-byte path, and the output is the same.
+    let mut table = vec![0u32; TABLE_SIZE];
     let mut width = 9u32;
     let mut last = END; // the most recently assigned code
     let mut cur = u32::from(first);
@@ -61,15 +65,25 @@ pub fn lzw_compress(data: &[u8]) -> Vec<u8> {
 
     for &byte in rest {
         let key = (cur << 8) | u32::from(byte);
-        if let Some(&code) = table.get(&key) {
+        let mut h = ((key >> 12) ^ key) as usize & TABLE_MASK;
+        let mut found = None;
+        while table[h] != 0 {
+            if table[h] >> 12 == key {
+                found = Some(table[h] & LAST_CODE);
+                break;
+            }
+            h = (h + 1) & TABLE_MASK;
+        }
+        if let Some(code) = found {
             cur = code;
             continue;
         }
         w.put(cur, width);
         if advance(&mut w, &mut width, &mut last) {
-            table.insert(key, last);
+            // `h` is the empty slot the probe stopped at.
+            table[h] = (key << 12) | last;
         } else {
-            table.clear();
+            table.iter_mut().for_each(|e| *e = 0);
         }
         cur = u32::from(byte);
     }

@@ -1,0 +1,363 @@
+//! A NetworkDB node: [`Membership`] and [`Tables`] composed into one pure
+//! state machine, wired as libnetwork wires NetworkDB onto memberlist.
+//!
+//! - The tables are membership's [`Delegate`]: their network and node events
+//!   ride on membership's gossip (`GetBroadcasts`), and their push/pull
+//!   state is built when a push/pull is (`LocalState`).
+//! - Membership's events are routed into the tables: user messages
+//!   (`NotifyMsg`), remote push/pull state (`MergeRemoteState`), members
+//!   joining, failing (dead) and leaving, and the outcome of joins that were
+//!   tables' reconnects.
+//! - The tables' outputs are carried out through membership: sends become
+//!   user messages (best-effort packets or reliable streams, a failed
+//!   reliable one reported back by id), reconnects become membership joins.
+//!
+//! Every input is followed by routing until both cores are quiet; what is
+//! left for the shell (packets, streams, application events, watch events)
+//! is drained with [`Node::poll_output`]. Like its parts, the node never
+//! reads a clock, never touches a socket and owns no global RNG.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::keyring::NonceRng;
+use crate::membership::{
+    self, Delegate, Event, JoinId, Membership, NodeStatus, StreamCodecError, StreamId,
+    StreamRequest, StreamResult,
+};
+use crate::tables::{self, SendId, Tables, WatchEvent};
+use crate::wire::StreamMessage;
+
+/// The tables as membership's delegate, with an optional fixed push/pull
+/// state (the stdio protocol's `set_state`, for memberlist-level tests).
+#[derive(Debug)]
+pub struct App {
+    tables: Tables,
+    fixed_state: Option<Vec<u8>>,
+}
+
+impl Delegate for App {
+    fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+        self.tables.get_broadcasts(overhead, limit)
+    }
+
+    fn local_state(&mut self, join: bool) -> Option<Vec<u8>> {
+        Some(match &self.fixed_state {
+            Some(s) => s.clone(),
+            None => self.tables.local_state(join),
+        })
+    }
+}
+
+/// An instruction from the node to its shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send one UDP datagram.
+    Packet {
+        /// Destination.
+        to: SocketAddr,
+        /// The datagram, fully framed.
+        data: Vec<u8>,
+    },
+    /// Carry out a stream exchange (see [`StreamRequest`]).
+    Stream(StreamRequest),
+    /// A membership event for the application. User messages and push/pull
+    /// state that are NetworkDB's are consumed by the tables and not
+    /// reported; others (from hosts sharing the cluster) are.
+    Event(Event),
+    /// A visible table entry changed.
+    Watch(WatchEvent),
+}
+
+/// The tables' settings derived from membership's, as libnetwork derives
+/// them from memberlist's: same node name, gossip interval, and bulk sync
+/// every push/pull interval (30 s when push/pull is off).
+pub fn tables_config(m: &membership::Config) -> tables::Config {
+    let mut t = tables::Config::new(m.name.clone());
+    if !m.gossip_interval.is_zero() {
+        t.gossip_interval = m.gossip_interval;
+    }
+    if !m.push_pull_interval.is_zero() {
+        t.bulk_sync_interval = m.push_pull_interval;
+    }
+    t
+}
+
+/// One node: membership and tables.
+#[derive(Debug)]
+pub struct Node {
+    m: Membership<App>,
+    /// Joins started for the tables' reconnects, and whom they reconnect.
+    reconnects: HashMap<JoinId, String>,
+    /// Reliable streams carrying tables' sends, and the tables' send ids.
+    sends: HashMap<StreamId, SendId>,
+    outputs: VecDeque<Output>,
+}
+
+impl Node {
+    /// Creates the node. `tcfg.node_name` MUST equal `mcfg.name`.
+    ///
+    /// # Errors
+    /// Either configuration's validation error, or mismatched names.
+    pub fn new(
+        mcfg: membership::Config,
+        tcfg: tables::Config,
+        seed: u64,
+        nonces: NonceRng,
+        now: Instant,
+    ) -> Result<Self, String> {
+        if tcfg.node_name != mcfg.name {
+            return Err(format!(
+                "tables node name {:?} differs from the membership name {:?}: they must be equal",
+                tcfg.node_name, mcfg.name
+            ));
+        }
+        let tables = Tables::new(tcfg, seed.rotate_left(17) ^ 0x7461_626c_6573, now)?;
+        let app = App {
+            tables,
+            fixed_state: None,
+        };
+        let m = Membership::with_delegate(mcfg, seed, nonces, app, now)?;
+        Ok(Node {
+            m,
+            reconnects: HashMap::new(),
+            sends: HashMap::new(),
+            outputs: VecDeque::new(),
+        })
+    }
+
+    // ----- inputs (as Membership's) ---------------------------------------
+
+    /// A received UDP datagram.
+    pub fn handle_packet(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        self.m.handle_packet(from, data, now);
+        self.route(now);
+    }
+
+    /// A message read from an accepted stream; returns the reply to write.
+    pub fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        msg: StreamMessage,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        let r = self.m.handle_stream(from, msg, now);
+        self.route(now);
+        r
+    }
+
+    /// An accepted stream that could not be read; returns the error reply.
+    pub fn handle_stream_error(
+        &mut self,
+        from: SocketAddr,
+        error: &StreamCodecError,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        let r = self.m.handle_stream_error(from, error, now);
+        self.route(now);
+        r
+    }
+
+    /// The outcome of a [`StreamRequest`].
+    pub fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {
+        self.m.handle_stream_result(id, result, now);
+        self.route(now);
+    }
+
+    /// A stream reply that could not be decrypted.
+    pub fn record_decrypt_failure(&mut self, from: SocketAddr, reason: &str, now: Instant) {
+        self.m.record_decrypt_failure(from, reason, now);
+    }
+
+    /// When [`Node::handle_timeout`] next needs calling.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let m = self.m.poll_timeout()?;
+        Some(match self.m.delegate().tables.poll_timeout() {
+            Some(t) => m.min(t),
+            None => m,
+        })
+    }
+
+    /// Runs every timer due at `now`, in both cores.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.m.handle_timeout(now);
+        self.m.delegate_mut().tables.handle_timeout(now);
+        self.route(now);
+    }
+
+    /// The next instruction for the shell, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    // ----- commands ---------------------------------------------------------
+
+    /// Runs `f` on the tables (an application call), then routes what it
+    /// produced.
+    pub fn with_tables<R>(&mut self, now: Instant, f: impl FnOnce(&mut Tables, Instant) -> R) -> R {
+        let r = f(&mut self.m.delegate_mut().tables, now);
+        self.route(now);
+        r
+    }
+
+    /// Runs `f` on membership (an application call), then routes what it
+    /// produced.
+    pub fn with_membership<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Membership<App>, Instant) -> R,
+    ) -> R {
+        let r = f(&mut self.m, now);
+        self.route(now);
+        r
+    }
+
+    /// The tables, to read.
+    pub fn tables(&self) -> &Tables {
+        &self.m.delegate().tables
+    }
+
+    /// Membership, to read.
+    pub fn membership(&self) -> &Membership<App> {
+        &self.m
+    }
+
+    /// Replaces the push/pull state with fixed bytes (`None`: the tables'
+    /// state again). Peers that run tables then learn nothing of this
+    /// node's networks by push/pull: for memberlist-level tests only.
+    pub fn set_fixed_state(&mut self, state: Option<Vec<u8>>) {
+        self.m.delegate_mut().fixed_state = state;
+    }
+
+    /// Leaves gracefully: the tables announce the leave (so peers drop this
+    /// node's entries at once), then membership leaves.
+    pub fn leave(&mut self, timeout: Duration, now: Instant) {
+        self.m.delegate_mut().tables.announce_leave();
+        self.m.leave(timeout, now);
+        self.route(now);
+    }
+
+    /// Stops all activity.
+    pub fn shutdown(&mut self) {
+        self.m.shutdown();
+        self.outputs.clear();
+    }
+
+    // ----- routing ----------------------------------------------------------
+
+    /// Moves outputs between the cores until both are quiet.
+    fn route(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(out) = self.m.poll_output() {
+                moved = true;
+                match out {
+                    membership::Output::Packet { to, data } => {
+                        self.outputs.push_back(Output::Packet { to, data });
+                    }
+                    membership::Output::Stream(req) => self.outputs.push_back(Output::Stream(req)),
+                    membership::Output::Event(e) => self.membership_event(e, now),
+                }
+            }
+            while let Some(out) = self.m.delegate_mut().tables.poll_output() {
+                moved = true;
+                self.tables_output(out, now);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn membership_event(&mut self, e: Event, now: Instant) {
+        let me = self.m.name().to_string();
+        let tables = &mut self.m.delegate_mut().tables;
+        let report = match &e {
+            Event::Join(m) => {
+                if m.name != me {
+                    tables.member_joined(&m.name, m.addr, now);
+                }
+                true
+            }
+            Event::Leave(m) => {
+                match m.status {
+                    NodeStatus::Left => tables.member_left(&m.name, now),
+                    _ => tables.member_failed(&m.name, now),
+                }
+                true
+            }
+            // NotifyMsg: NetworkDB's own messages stop here.
+            Event::UserMessage(data) => !tables.handle_message("", data, now),
+            // MergeRemoteState
+            Event::RemoteState { data, join } => !tables.merge_remote_state(data, *join, now),
+            Event::JoinFinished { id, contacted, .. } => {
+                if let Some(node) = self.reconnects.remove(id) {
+                    tables.handle_reconnect_result(&node, *contacted > 0, now);
+                    false
+                } else {
+                    if *contacted > 0 {
+                        // libnetwork's clusterJoin: announce ourselves once in.
+                        tables.announce_join();
+                    }
+                    true
+                }
+            }
+            Event::SendFailed { id, error, .. } => match self.sends.remove(id) {
+                Some(send) => {
+                    tables.handle_send_result(send, Err(error.clone()), now);
+                    false
+                }
+                None => true,
+            },
+            Event::Update(_) | Event::Conflict { .. } | Event::LeaveFinished { .. } => true,
+        };
+        if report {
+            self.outputs.push_back(Output::Event(e));
+        }
+    }
+
+    fn tables_output(&mut self, out: tables::Output, now: Instant) {
+        match out {
+            tables::Output::Send {
+                id,
+                to,
+                data,
+                reliable,
+            } => {
+                if reliable {
+                    match self.m.send_reliable(&to, &data, now) {
+                        Ok(stream) => {
+                            self.sends.insert(stream, id);
+                        }
+                        Err(e) => {
+                            self.m.delegate_mut().tables.handle_send_result(
+                                id,
+                                Err(e.to_string()),
+                                now,
+                            );
+                        }
+                    }
+                } else if let Err(e) = self.m.send_best_effort(&to, &data) {
+                    tracing::debug!(node = %to, error = %e, "table gossip not sent");
+                }
+            }
+            tables::Output::Reconnect { node } => match self.m.member(&node).map(|m| m.addr) {
+                Some(addr) => {
+                    let id = self.m.join(&[addr], now);
+                    self.reconnects.insert(id, node);
+                }
+                None => {
+                    self.m
+                        .delegate_mut()
+                        .tables
+                        .handle_reconnect_result(&node, false, now);
+                }
+            },
+            tables::Output::Watch(w) => self.outputs.push_back(Output::Watch(w)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

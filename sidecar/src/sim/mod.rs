@@ -1,0 +1,743 @@
+//! A deterministic simulator: many real [`Membership`] cores in virtual
+//! time on an in-memory network.
+//!
+//! One event queue orders everything that happens — each node's next timer,
+//! packets in flight, the legs of stream exchanges — by (virtual time,
+//! sequence number), so the same seed and the same script give the same run,
+//! event for event; [`Sim::trace_hash`] fingerprints it. The network has a
+//! per-packet latency (base plus uniform jitter), a loss rate, cuts between
+//! groups of nodes (partitions, isolation) and pairwise cuts, crashes and
+//! restarts. Streams (push/pull, the TCP fallback ping, reliable messages)
+//! cross the same network: they take a round trip, see retransmission
+//! delays under loss, and time out across cuts and towards crashed nodes.
+//!
+//! Pure, like the cores it drives: no clock (the caller passes the instant
+//! that virtual time starts from), no sockets, seeded randomness. Nodes can
+//! start from one shared converged [`Snapshot`] (copy-on-write), which is
+//! what makes ten thousand nodes fit in memory.
+
+mod net;
+pub mod plot;
+pub mod scenario;
+mod trace;
+
+pub use net::LinkModel;
+pub use scenario::{run_scenario, Report, Scenario, ScenarioConfig};
+pub use trace::Fnv64;
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::keyring::Key;
+use crate::membership::{
+    Config, Event, Member, Membership, NodeStatus, Output, Profile, Snapshot, StreamId,
+    StreamResult,
+};
+use net::Net;
+
+/// The port every simulated node listens on.
+const PORT: u16 = 7946;
+/// First simulated address, 10.0.0.1; node `i` is 10.0.0.1 + i.
+const FIRST_IP: u32 = 0x0a00_0001;
+
+/// How a simulation is set up.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Nodes.
+    pub nodes: usize,
+    /// Seeds the network and every node.
+    pub seed: u64,
+    /// memberlist defaults to start from.
+    pub profile: Profile,
+    /// Latency and loss of every link.
+    pub link: LinkModel,
+    /// Keyring of every node (first primary); empty: no encryption.
+    pub keys: Vec<Key>,
+    /// Start converged from one shared snapshot (every node alive); off:
+    /// every node starts alone and joins through node 0.
+    pub converged: bool,
+    /// Every this often, each live node tries to join one member it holds
+    /// dead, as Serf's reconnect and NetworkDB's `reconnectNode` do above
+    /// memberlist (memberlist alone never re-merges two halves that
+    /// declared each other dead). Scans every node's member list: for
+    /// small clusters. `None`: off.
+    pub reconnect: Option<Duration>,
+}
+
+impl SimConfig {
+    /// `nodes` nodes with LAN defaults, a 1–2 ms link, no loss, converged.
+    pub fn lan(nodes: usize, seed: u64) -> Self {
+        SimConfig {
+            nodes,
+            seed,
+            profile: Profile::Lan,
+            link: LinkModel::default(),
+            keys: Vec::new(),
+            converged: true,
+            reconnect: None,
+        }
+    }
+}
+
+/// The address of node `i`.
+pub fn addr_of(i: usize) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::from(FIRST_IP + i as u32), PORT))
+}
+
+/// The name of node `i`.
+pub fn name_of(i: usize) -> String {
+    format!("n{i}")
+}
+
+fn index_of(addr: SocketAddr, n: usize) -> Option<usize> {
+    let SocketAddr::V4(a) = addr else {
+        return None;
+    };
+    let i = u32::from(*a.ip()).checked_sub(FIRST_IP)? as usize;
+    (a.port() == PORT && i < n).then_some(i)
+}
+
+/// Something scheduled.
+#[derive(Debug)]
+enum Ev {
+    /// A node's next timer (stale when the node rescheduled or restarted).
+    Timer { node: u32, gen: u32 },
+    /// A datagram arrives.
+    Packet { from: u32, to: u32, data: Vec<u8> },
+    /// A stream's request reaches its target.
+    StreamOpen {
+        from: u32,
+        gen: u32,
+        to: u32,
+        id: StreamId,
+        data: Vec<u8>,
+        expect_reply: bool,
+        deadline: u64,
+    },
+    /// Live nodes try to rejoin a member they hold dead.
+    Reconnect,
+    /// A stream's outcome reaches the node that opened it.
+    StreamDone {
+        node: u32,
+        gen: u32,
+        peer: u32,
+        id: StreamId,
+        outcome: Result<Option<Vec<u8>>, String>,
+    },
+}
+
+struct Item {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Item {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Item {
+    // Earliest first in a max-heap.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+struct Node {
+    m: Membership,
+    up: bool,
+    /// Bumped on crash and restart; stale timers and streams are dropped.
+    gen: u32,
+    /// When this node's timer is queued for.
+    scheduled: Option<u64>,
+}
+
+/// Traffic counters, bytes as they leave a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// UDP datagrams sent.
+    pub packets: u64,
+    /// Their bytes.
+    pub udp_bytes: u64,
+    /// Streams opened.
+    pub streams: u64,
+    /// Stream bytes, requests and replies.
+    pub tcp_bytes: u64,
+    /// Datagrams lost (loss rate).
+    pub lost: u64,
+    /// Datagrams dropped by a cut or a crashed node.
+    pub blocked: u64,
+}
+
+/// The simulator; see the module documentation.
+pub struct Sim {
+    cfg: SimConfig,
+    base: Instant,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Item>,
+    nodes: Vec<Node>,
+    net: Net,
+    rng: SmallRng,
+    trace: Fnv64,
+    traffic: Traffic,
+    events: Vec<(Duration, usize, Event)>,
+    snapshot: Option<Arc<Snapshot>>,
+}
+
+impl Sim {
+    /// Builds the cluster at virtual time zero, which is `base`.
+    ///
+    /// # Errors
+    /// A node's configuration is invalid.
+    pub fn new(cfg: SimConfig, base: Instant) -> Result<Sim, String> {
+        let n = cfg.nodes;
+        let mut sim = Sim {
+            base,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: Vec::with_capacity(n),
+            net: Net::new(n, cfg.link.clone()),
+            rng: SmallRng::seed_from_u64(cfg.seed ^ 0x5349_4d55_4c41_5445),
+            trace: Fnv64::new(),
+            traffic: Traffic::default(),
+            events: Vec::new(),
+            snapshot: None,
+            cfg,
+        };
+        if sim.cfg.converged {
+            let vsn_of = |i: usize| {
+                let c = sim.node_config(i);
+                [1, 5, c.protocol_version, 0, 0, 0]
+            };
+            let members = (0..n).map(|i| Member {
+                name: name_of(i),
+                addr: addr_of(i),
+                meta: Vec::new(),
+                incarnation: 1,
+                status: NodeStatus::Alive,
+                vsn: vsn_of(i),
+            });
+            sim.snapshot = Some(Snapshot::new(members, base));
+        }
+        for i in 0..n {
+            let m = sim.make_node(i)?;
+            sim.nodes.push(Node {
+                m,
+                up: true,
+                gen: 0,
+                scheduled: None,
+            });
+        }
+        for i in 0..n {
+            if !sim.cfg.converged && i > 0 {
+                let now = sim.instant();
+                sim.nodes[i].m.join(&[addr_of(0)], now);
+            }
+            sim.drain(i);
+        }
+        if let Some(every) = sim.cfg.reconnect {
+            sim.push(every.as_nanos() as u64, Ev::Reconnect);
+        }
+        Ok(sim)
+    }
+
+    /// The configuration node `i` runs with.
+    pub fn node_config(&self, i: usize) -> Config {
+        let mut c = Config::for_profile(self.cfg.profile, name_of(i), addr_of(i));
+        c.keys = self.cfg.keys.clone();
+        c
+    }
+
+    fn node_seed(&self, i: usize, gen: u32) -> u64 {
+        self.cfg
+            .seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add((i as u64) << 20 | gen as u64)
+    }
+
+    fn make_node(&self, i: usize) -> Result<Membership, String> {
+        let now = self.instant();
+        let mut m = Membership::new(self.node_config(i), self.node_seed(i, 0), now)?;
+        if let Some(s) = &self.snapshot {
+            m.adopt_snapshot(Arc::clone(s), now);
+        }
+        Ok(m)
+    }
+
+    // ----- queries ----------------------------------------------------------
+
+    /// Virtual time elapsed.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.now)
+    }
+
+    /// The instant virtual time is now.
+    pub fn instant(&self) -> Instant {
+        self.base + Duration::from_nanos(self.now)
+    }
+
+    /// Nodes, crashed ones included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True without nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `i`'s core.
+    pub fn node(&self, i: usize) -> &Membership {
+        &self.nodes[i].m
+    }
+
+    /// Whether node `i` runs (not crashed).
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].up
+    }
+
+    /// Traffic so far.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    /// A fingerprint of everything that happened so far: same seed and
+    /// script, same hash.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.value()
+    }
+
+    /// Events the nodes emitted since the last call: (time, node, event).
+    pub fn take_events(&mut self) -> Vec<(Duration, usize, Event)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Member entries held by nodes themselves rather than shared.
+    pub fn owned_entries(&self) -> usize {
+        self.nodes.iter().map(|n| n.m.owned_entries()).sum()
+    }
+
+    // ----- faults and commands ----------------------------------------------
+
+    /// Runs `f` on node `i` now, then carries out what it asked for.
+    pub fn command<T>(&mut self, i: usize, f: impl FnOnce(&mut Membership, Instant) -> T) -> T {
+        let now = self.instant();
+        let out = f(&mut self.nodes[i].m, now);
+        self.drain(i);
+        out
+    }
+
+    /// Crashes node `i`: it stops at once, silently; what is in flight to
+    /// it is lost.
+    pub fn crash(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.up = false;
+        n.gen += 1;
+        n.scheduled = None;
+        n.m.shutdown();
+        self.net.set_down(i, true);
+        self.trace
+            .mix(&[b'C', 0, 0, 0])
+            .mix_u64(i as u64)
+            .mix_u64(self.now);
+    }
+
+    /// Restarts node `i` as a new process (empty state, incarnation 1)
+    /// that joins through `seeds`.
+    ///
+    /// # Errors
+    /// The node's configuration is invalid.
+    pub fn restart(&mut self, i: usize, seeds: &[usize]) -> Result<(), String> {
+        let gen = self.nodes[i].gen + 1;
+        let now = self.instant();
+        let m = Membership::new(self.node_config(i), self.node_seed(i, gen), now)?;
+        let n = &mut self.nodes[i];
+        n.m = m;
+        n.up = true;
+        n.gen = gen;
+        n.scheduled = None;
+        self.net.set_down(i, false);
+        let seeds: Vec<SocketAddr> = seeds.iter().map(|s| addr_of(*s)).collect();
+        self.nodes[i].m.join(&seeds, now);
+        self.trace
+            .mix(&[b'R', 0, 0, 0])
+            .mix_u64(i as u64)
+            .mix_u64(self.now);
+        self.drain(i);
+        Ok(())
+    }
+
+    /// Cuts the cluster into groups: nodes talk only within their group.
+    pub fn partition(&mut self, group_of: impl Fn(usize) -> u32) {
+        for i in 0..self.nodes.len() {
+            self.net.set_group(i, group_of(i));
+        }
+        self.trace.mix(b"part").mix_u64(self.now);
+    }
+
+    /// Isolates node `i` from every other node.
+    pub fn isolate(&mut self, i: usize) {
+        self.net.set_group(i, u32::MAX - i as u32);
+        self.trace.mix(b"isol").mix_u64(i as u64).mix_u64(self.now);
+    }
+
+    /// Cuts the link between `a` and `b`, both ways.
+    pub fn cut(&mut self, a: usize, b: usize) {
+        self.net.cut(a, b);
+        self.trace
+            .mix(b"cut ")
+            .mix_u64(a as u64)
+            .mix_u64(b as u64)
+            .mix_u64(self.now);
+    }
+
+    /// Removes every cut and partition (crashed nodes stay crashed).
+    pub fn heal(&mut self) {
+        self.net.heal();
+        self.trace.mix(b"heal").mix_u64(self.now);
+    }
+
+    /// Changes the link model from now on.
+    pub fn set_link(&mut self, link: LinkModel) {
+        self.net.link = link;
+    }
+
+    // ----- running ----------------------------------------------------------
+
+    /// Runs until virtual time `until` (events at exactly `until` included).
+    pub fn run_until(&mut self, until: Duration) {
+        let end = until.as_nanos().min(u64::MAX as u128) as u64;
+        while self.queue.peek().is_some_and(|it| it.at <= end) {
+            let Some(item) = self.queue.pop() else {
+                break;
+            };
+            self.now = self.now.max(item.at);
+            self.step(item.ev);
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// Runs for `d` more virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now() + d;
+        self.run_until(until);
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Item {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.base).as_nanos() as u64
+    }
+
+    fn step(&mut self, ev: Ev) {
+        let now = self.instant();
+        match ev {
+            Ev::Timer { node, gen } => {
+                let i = node as usize;
+                let n = &mut self.nodes[i];
+                if !n.up || n.gen != gen || n.scheduled != Some(self.now) {
+                    return;
+                }
+                n.scheduled = None;
+                self.trace.mix(b"T").mix_u64(self.now).mix_u64(i as u64);
+                n.m.handle_timeout(now);
+                self.drain(i);
+            }
+            Ev::Packet { from, to, data } => {
+                let (f, t) = (from as usize, to as usize);
+                if self.net.blocked(f, t) {
+                    self.traffic.blocked += 1;
+                    return;
+                }
+                self.trace
+                    .mix(b"P")
+                    .mix_u64(self.now)
+                    .mix_u64(t as u64)
+                    .mix(&data);
+                self.nodes[t].m.handle_packet(addr_of(f), &data, now);
+                self.drain(t);
+            }
+            Ev::Reconnect => self.reconnect(),
+            Ev::StreamOpen {
+                from,
+                gen,
+                to,
+                id,
+                data,
+                expect_reply,
+                deadline,
+            } => self.stream_open(from, gen, to, id, data, expect_reply, deadline),
+            Ev::StreamDone {
+                node,
+                gen,
+                peer,
+                id,
+                outcome,
+            } => {
+                let i = node as usize;
+                if !self.nodes[i].up || self.nodes[i].gen != gen {
+                    return;
+                }
+                let result: StreamResult = match outcome {
+                    Err(e) => Err(e),
+                    Ok(None) => Ok(None),
+                    Ok(Some(_)) if self.net.blocked(i, peer as usize) => {
+                        Err("read: connection timed out".into())
+                    }
+                    Ok(Some(bytes)) => match self.nodes[i].m.decode_stream_frame(&bytes, false) {
+                        Ok(Some((msg, _))) => Ok(Some(msg)),
+                        Ok(None) => Err("EOF: truncated reply".into()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                };
+                self.trace
+                    .mix(b"D")
+                    .mix_u64(self.now)
+                    .mix_u64(i as u64)
+                    .mix_u64(id)
+                    .mix(&[u8::from(result.is_ok())]);
+                self.nodes[i].m.handle_stream_result(id, result, now);
+                self.drain(i);
+            }
+        }
+    }
+
+    fn reconnect(&mut self) {
+        let now = self.instant();
+        self.trace.mix(b"reco").mix_u64(self.now);
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up {
+                continue;
+            }
+            let dead: Vec<SocketAddr> = self.nodes[i]
+                .m
+                .members()
+                .into_iter()
+                .filter(|m| m.status == NodeStatus::Dead)
+                .map(|m| m.addr)
+                .collect();
+            if dead.is_empty() {
+                continue;
+            }
+            let pick = dead[self.rng.random_range(0..dead.len())];
+            self.nodes[i].m.join(&[pick], now);
+            self.drain(i);
+        }
+        if let Some(every) = self.cfg.reconnect {
+            self.push(self.now + every.as_nanos() as u64, Ev::Reconnect);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stream_open(
+        &mut self,
+        from: u32,
+        gen: u32,
+        to: u32,
+        id: StreamId,
+        data: Vec<u8>,
+        expect_reply: bool,
+        deadline: u64,
+    ) {
+        let (f, t) = (from as usize, to as usize);
+        let done = |outcome| Ev::StreamDone {
+            node: from,
+            gen,
+            peer: to,
+            id,
+            outcome,
+        };
+        if self.net.blocked(f, t) {
+            // No SYN-ACK: the dial hangs until the deadline.
+            let at = deadline.max(self.now);
+            self.push(
+                at,
+                done(Err(format!("dial tcp {}: i/o timeout", addr_of(t)))),
+            );
+            return;
+        }
+        let now = self.instant();
+        self.trace
+            .mix(b"S")
+            .mix_u64(self.now)
+            .mix_u64(t as u64)
+            .mix_u64(data.len() as u64);
+        let outcome = match self.nodes[t].m.decode_stream_frame(&data, true) {
+            Ok(Some((msg, _))) => {
+                let reply = self.nodes[t].m.handle_stream(addr_of(f), msg, now);
+                match (reply, expect_reply) {
+                    (Some(bytes), true) => {
+                        self.traffic.tcp_bytes += bytes.len() as u64;
+                        Ok(Some(bytes))
+                    }
+                    (None, true) => Err("EOF: the peer closed the stream".to_string()),
+                    (_, false) => Ok(None),
+                }
+            }
+            Ok(None) => Err("EOF: truncated stream".into()),
+            Err(e) => {
+                self.nodes[t].m.handle_stream_error(addr_of(f), &e, now);
+                Err("EOF: the peer closed the stream".into())
+            }
+        };
+        self.drain(t);
+        let back = self.tcp_delay();
+        let at = self.now + back;
+        if at > deadline {
+            let at = deadline.max(self.now);
+            self.push(at, done(Err("read: i/o timeout".into())));
+        } else {
+            self.push(at, done(outcome));
+        }
+    }
+
+    /// One way over TCP: the link's latency plus a retransmission timeout
+    /// (200 ms, doubling) for each lost segment, at most five.
+    fn tcp_delay(&mut self) -> u64 {
+        let mut d = self.net.latency(&mut self.rng);
+        let mut rto = 200_000_000u64;
+        for _ in 0..5 {
+            if !self.net.lose(&mut self.rng) {
+                break;
+            }
+            d += rto;
+            rto *= 2;
+        }
+        d
+    }
+
+    /// Carries out node `i`'s outputs and requeues its timer.
+    fn drain(&mut self, i: usize) {
+        while let Some(out) = self.nodes[i].m.poll_output() {
+            match out {
+                Output::Packet { to, data } => {
+                    self.traffic.packets += 1;
+                    self.traffic.udp_bytes += data.len() as u64;
+                    let Some(t) = index_of(to, self.nodes.len()) else {
+                        continue;
+                    };
+                    if self.net.lose(&mut self.rng) {
+                        self.traffic.lost += 1;
+                        continue;
+                    }
+                    let at = self.now + self.net.latency(&mut self.rng);
+                    self.push(
+                        at,
+                        Ev::Packet {
+                            from: i as u32,
+                            to: t as u32,
+                            data,
+                        },
+                    );
+                }
+                Output::Stream(req) => {
+                    self.traffic.streams += 1;
+                    self.traffic.tcp_bytes += req.data.len() as u64;
+                    let deadline = self.nanos(req.deadline);
+                    let gen = self.nodes[i].gen;
+                    let Some(t) = index_of(req.to, self.nodes.len()) else {
+                        let ev = Ev::StreamDone {
+                            node: i as u32,
+                            gen,
+                            peer: i as u32,
+                            id: req.id,
+                            outcome: Err(format!("dial tcp {}: connection refused", req.to)),
+                        };
+                        self.push(self.now, ev);
+                        continue;
+                    };
+                    let at = self.now + self.tcp_delay();
+                    let ev = Ev::StreamOpen {
+                        from: i as u32,
+                        gen,
+                        to: t as u32,
+                        id: req.id,
+                        data: req.data,
+                        expect_reply: req.expect_reply,
+                        deadline,
+                    };
+                    if at > deadline {
+                        let ev = Ev::StreamDone {
+                            node: i as u32,
+                            gen,
+                            peer: t as u32,
+                            id: req.id,
+                            outcome: Err("dial: i/o timeout".into()),
+                        };
+                        self.push(deadline.max(self.now), ev);
+                    } else {
+                        self.push(at, ev);
+                    }
+                }
+                Output::Event(e) => {
+                    self.trace
+                        .mix(b"E")
+                        .mix_u64(self.now)
+                        .mix_u64(i as u64)
+                        .mix(event_kind(&e).as_bytes());
+                    self.events.push((self.now(), i, e));
+                }
+            }
+        }
+        let n = &mut self.nodes[i];
+        if !n.up {
+            return;
+        }
+        // A later timer than the one queued needs nothing: the queued entry
+        // fires, finds nothing due, and requeues the node then.
+        if let Some(t) = n.m.poll_timeout() {
+            let at = (t.saturating_duration_since(self.base).as_nanos() as u64).max(self.now);
+            if n.scheduled.is_none_or(|s| at < s) {
+                n.scheduled = Some(at);
+                let gen = n.gen;
+                self.push(
+                    at,
+                    Ev::Timer {
+                        node: i as u32,
+                        gen,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// A stable short name of an event's kind, for the trace.
+fn event_kind(e: &Event) -> String {
+    match e {
+        Event::Join(m) => format!("join {}", m.name),
+        Event::Leave(m) => format!("leave {} {}", m.name, m.status.as_str()),
+        Event::Update(m) => format!("update {}", m.name),
+        Event::UserMessage(d) => format!("user {}", d.len()),
+        Event::RemoteState { data, .. } => format!("state {}", data.len()),
+        Event::Conflict { other, .. } => format!("conflict {}", other.name),
+        Event::JoinFinished { contacted, .. } => format!("joined {contacted}"),
+        Event::LeaveFinished { broadcast_sent } => format!("left {broadcast_sent}"),
+        other => format!("{:?}", std::mem::discriminant(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! The simulator's own tests: determinism, the snapshot start, and the
+//! convergence property after faults heal.
+
+// The clock is read once per test, as the arbitrary origin of virtual time.
+#![allow(clippy::disallowed_methods)]
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn lossy(nodes: usize, seed: u64) -> SimConfig {
+    let mut c = SimConfig::lan(nodes, seed);
+    c.link.loss = 0.05;
+    c
+}
+
+/// Every live node sees every live node alive and every crashed node gone.
+fn agreement(sim: &Sim) -> Result<(), String> {
+    let live: BTreeSet<usize> = (0..sim.len()).filter(|i| sim.is_up(*i)).collect();
+    for &i in &live {
+        for j in 0..sim.len() {
+            let st = sim.node(i).member(&name_of(j)).map(|m| m.status);
+            let ok = if live.contains(&j) {
+                st == Some(NodeStatus::Alive)
+            } else {
+                st.is_none_or(|s| s.is_gone())
+            };
+            if !ok {
+                return Err(format!("n{i} sees n{j} as {st:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fail_trace(seed: u64) -> (u64, Traffic) {
+    let mut sim = Sim::new(lossy(20, seed), Instant::now()).unwrap();
+    sim.run_until(secs(3));
+    sim.crash(7);
+    sim.run_until(secs(6));
+    sim.partition(|i| u32::from(i < 5));
+    sim.run_until(secs(8));
+    sim.heal();
+    sim.run_until(secs(25));
+    (sim.trace_hash(), sim.traffic())
+}
+
+#[test]
+fn same_seed_same_trace_hash_other_seed_other_hash() {
+    let a = fail_trace(7);
+    let b = fail_trace(7);
+    assert_eq!(a, b, "two runs with seed 7 differ");
+    let c = fail_trace(8);
+    assert_ne!(a.0, c.0, "seeds 7 and 8 gave the same trace");
+}
+
+#[test]
+fn a_converged_start_stays_quiet_and_shares_its_table() {
+    let mut sim = Sim::new(SimConfig::lan(200, 1), Instant::now()).unwrap();
+    sim.run_until(secs(10));
+    let leaves = sim
+        .take_events()
+        .into_iter()
+        .filter(|(_, _, e)| matches!(e, Event::Leave(_)))
+        .count();
+    assert_eq!(leaves, 0);
+    agreement(&sim).unwrap();
+    // Nobody changed: nothing copied out of the shared snapshot.
+    assert_eq!(sim.owned_entries(), 0);
+    // Every node probed round robin over a permutation of the snapshot.
+    for i in 0..200 {
+        assert_eq!(sim.node(i).stats().failed_probes, 0, "n{i}");
+    }
+}
+
+#[test]
+fn nodes_joining_one_by_one_converge() {
+    let mut c = SimConfig::lan(12, 3);
+    c.converged = false;
+    let mut sim = Sim::new(c, Instant::now()).unwrap();
+    sim.run_until(secs(10));
+    agreement(&sim).unwrap();
+}
+
+#[test]
+fn a_crash_is_detected_and_a_restart_rejoins() {
+    let mut sim = Sim::new(SimConfig::lan(30, 5), Instant::now()).unwrap();
+    sim.run_until(secs(2));
+    sim.crash(9);
+    sim.run_until(secs(30));
+    agreement(&sim).unwrap();
+    assert_eq!(
+        sim.node(0).member("n9").map(|m| m.status),
+        Some(NodeStatus::Dead)
+    );
+    sim.restart(9, &[0]).unwrap();
+    sim.run_until(secs(45));
+    agreement(&sim).unwrap();
+    assert!(sim.node(0).member("n9").unwrap().incarnation > 1);
+}
+
+#[test]
+fn metadata_reaches_everyone_within_the_bound_times_two() {
+    let c = scenario::ScenarioConfig::new(
+        SimConfig::lan(300, 11),
+        Scenario::Propagate,
+        Duration::from_secs(6),
+    );
+    let r = run_scenario(&c, Instant::now()).unwrap();
+    let all = r.quantile(1.0).expect("everyone learned");
+    assert!(all <= r.bound() * 2, "{all:?} vs bound {:?}", r.bound());
+    assert_eq!(r.false_positive_incidents, 0);
+}
+
+#[test]
+fn rotation_in_order_loses_nothing() {
+    let c = scenario::ScenarioConfig::new(
+        SimConfig::lan(40, 2),
+        Scenario::Rotate,
+        Duration::from_secs(12),
+    );
+    let r = run_scenario(&c, Instant::now()).unwrap();
+    assert_eq!(r.decrypt_failures, 0);
+    assert!(r.quantile(1.0).is_some(), "every node switched");
+}
+
+#[test]
+fn the_epidemic_bound_matches_the_issue() {
+    assert_eq!(scenario::epidemic_rounds(3, 1000), 5);
+    assert_eq!(scenario::epidemic_rounds(3, 10_000), 7);
+    assert_eq!(scenario::epidemic_rounds(3, 64), 3);
+    assert!((scenario::serf_model(30, 3, 0.0, 0.0) - 1.0 / 32.0).abs() < 1e-12);
+}
+
+/// One fault, applied for a while.
+#[derive(Debug, Clone)]
+enum Fault {
+    Crash(usize),
+    Cut(usize, usize),
+    Isolate(usize),
+    Halves(usize),
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        (1usize..8).prop_map(Fault::Crash),
+        (0usize..8, 0usize..8).prop_map(|(a, b)| Fault::Cut(a, b)),
+        (1usize..8).prop_map(Fault::Isolate),
+        (1usize..7).prop_map(Fault::Halves),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// After any crashes, cuts, isolations and partitions, a heal, restarts
+    /// of some crashed nodes and quiescence, every live node agrees on
+    /// membership: every live node alive, every crashed one gone. (With
+    /// reconnects, as the layers above memberlist run them.)
+    #[test]
+    fn live_nodes_agree_after_faults_heal(
+        n in 3usize..8,
+        converged in any::<bool>(),
+        seed in 0u64..1000,
+        loss in prop_oneof![Just(0.0), Just(0.05)],
+        faults in proptest::collection::vec((fault(), 1u64..15), 1..5),
+        restart_mask in any::<u8>(),
+    ) {
+        let mut c = SimConfig::lan(n, seed);
+        c.converged = converged;
+        c.link.loss = loss;
+        c.reconnect = Some(Duration::from_secs(10));
+        let mut sim = Sim::new(c, Instant::now()).unwrap();
+        sim.run_for(secs(5));
+        let mut crashed = BTreeSet::new();
+        for (f, hold) in faults {
+            match f {
+                Fault::Crash(i) if i < n && !crashed.contains(&i) => {
+                    sim.crash(i);
+                    crashed.insert(i);
+                }
+                Fault::Cut(a, b) if a < n && b < n && a != b => sim.cut(a, b),
+                Fault::Isolate(i) if i < n => sim.isolate(i),
+                Fault::Halves(k) if k < n => sim.partition(|i| u32::from(i < k)),
+                _ => {}
+            }
+            sim.run_for(secs(hold));
+        }
+        sim.heal();
+        for (bit, i) in crashed.iter().enumerate() {
+            if restart_mask & (1 << bit) != 0 {
+                sim.restart(*i, &[0]).unwrap();
+            }
+        }
+        // Quiescence: suspicion timeouts, refutations, reconnects, push/pull.
+        sim.run_for(secs(90));
+        prop_assert!(agreement(&sim).is_ok(), "{}", agreement(&sim).unwrap_err());
+    }
+}
