@@ -11,6 +11,7 @@
 pub mod api;
 pub mod keyring;
 pub mod membership;
+pub mod metrics;
 pub mod node;
 pub mod runtime;
 pub mod settings;

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use gossamer_sidecar::keyring::Key;
 use gossamer_sidecar::membership::{Event, Profile};
 use gossamer_sidecar::settings::{self, FileConfig};
-use gossamer_sidecar::{api, runtime, stdio};
+use gossamer_sidecar::{api, metrics, runtime, stdio};
 use tracing::{error, info};
 
 #[derive(Parser, Debug)]
@@ -115,6 +115,14 @@ struct RunArgs {
     /// file's networks).
     #[arg(long = "network")]
     networks: Vec<String>,
+    /// Serve Prometheus/OpenMetrics text at http://IP:PORT/metrics
+    /// (overrides metrics.listen).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// Seconds between stats log lines, 0 for none (overrides
+    /// metrics.log_interval_secs).
+    #[arg(long)]
+    stats_interval_secs: Option<u64>,
 }
 
 /// A `--key` value. Parsing never fails here (clap would quote the value in
@@ -175,6 +183,12 @@ impl RunArgs {
         }
         if let Some(v) = &self.api_listen {
             f.api = Some(settings::ApiSection { listen: v.clone() });
+        }
+        if let Some(v) = &self.metrics_listen {
+            f.metrics.listen = Some(v.clone());
+        }
+        if let Some(v) = self.stats_interval_secs {
+            f.metrics.log_interval_secs = v;
         }
         if !self.networks.is_empty() {
             f.networks = self
@@ -259,6 +273,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
         Some(l) => Some(api::Listener::bind(l).await?),
         None => None,
     };
+    let metrics_listener = match &file.metrics.listen {
+        Some(a) => {
+            let addr: std::net::SocketAddr = a.parse().map_err(|e| {
+                format!("metrics.listen {a:?} is not IP:PORT ({e}); example: 127.0.0.1:9946")
+            })?;
+            Some(metrics::bind(addr).await?)
+        }
+        None => None,
+    };
     let seed = args.rng_seed.unwrap_or_else(rand::random);
     let (node, mut events) = runtime::start(cfg, bind, seed)
         .await
@@ -274,6 +297,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
     if !seeds.is_empty() {
         node.join(seeds);
+    }
+    if let Some(l) = metrics_listener {
+        tokio::spawn(metrics::serve(l, metrics::Metrics::new(node.clone())));
+    }
+    if file.metrics.log_interval_secs > 0 {
+        tokio::spawn(metrics::log_periodically(
+            node.clone(),
+            Duration::from_secs(file.metrics.log_interval_secs),
+        ));
     }
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_addr = api_listener.as_ref().map(api::Listener::describe);

@@ -342,18 +342,13 @@ impl Node {
                     tracing::debug!(node = %to, error = %e, "table gossip not sent");
                 }
             }
-            tables::Output::Reconnect { node } => match self.m.member(&node).map(|m| m.addr) {
-                Some(addr) => {
-                    let id = self.m.join(&[addr], now);
-                    self.reconnects.insert(id, node);
-                }
-                None => {
-                    self.m
-                        .delegate_mut()
-                        .tables
-                        .handle_reconnect_result(&node, false, now);
-                }
-            },
+            // The tables keep the failed member's address (membership
+            // forgets it after the gossip-to-the-dead time), so a long
+            // partition still heals, as libnetwork's reconnectNode does.
+            tables::Output::Reconnect { node, addr } => {
+                let id = self.m.join(&[addr], now);
+                self.reconnects.insert(id, node);
+            }
             tables::Output::Watch(w) => self.outputs.push_back(Output::Watch(w)),
         }
     }

@@ -53,6 +53,34 @@ pub struct FileConfig {
     /// The local table API; absent: not served.
     #[serde(default)]
     pub api: Option<ApiSection>,
+    /// Metrics and the periodic stats log.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// The `metrics` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `IP:PORT` serving `GET /metrics` (OpenMetrics text); absent: off.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Seconds between stats log lines; 0 turns them off.
+    #[serde(default = "default_stats_interval")]
+    pub log_interval_secs: u64,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: None,
+            log_interval_secs: default_stats_interval(),
+        }
+    }
+}
+
+fn default_stats_interval() -> u64 {
+    60
 }
 
 /// One network joined at start (`networks: [{name, tables: [..]}]`).
@@ -231,6 +259,7 @@ impl FileConfig {
             tuning: Tuning::default(),
             networks: Vec::new(),
             api: None,
+            metrics: MetricsSection::default(),
         })
     }
 

@@ -311,7 +311,7 @@ impl Sim {
                         self.inflight.push((i, j, data, None));
                     }
                 }
-                Output::Reconnect { node } => {
+                Output::Reconnect { node, .. } => {
                     let ok = self.index_of(&node).is_some_and(|j| self.reachable(i, j));
                     self.nodes[i].t.handle_reconnect_result(&node, ok, now);
                 }

@@ -83,23 +83,35 @@ pub fn test_temp_dir() -> &'static Path {
 /// loudly, never skip.
 pub fn go_peer_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(build_go_peer).clone()
+    BIN.get_or_init(|| build_go("tests/interop/peer", "gossamer-interop-peer"))
+        .clone()
 }
 
-fn build_go_peer() -> PathBuf {
-    let src = workspace_root().join("tests/interop/peer");
+/// The Go NetworkDB peer (`tests/interop/networkdb-peer`: a real libnetwork
+/// `networkdb` node from the pinned moby module), built like
+/// [`go_peer_binary`] into `<target>/interop/gossamer-networkdb-peer`.
+///
+/// # Panics
+/// If `go` is not on `PATH` or the build fails: interop tests must fail
+/// loudly, never skip.
+pub fn networkdb_peer_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_go("tests/interop/networkdb-peer", "gossamer-networkdb-peer"))
+        .clone()
+}
+
+/// Builds the Go program in `<workspace>/<dir>` into `<target>/interop/<name>`.
+fn build_go(dir: &str, name: &str) -> PathBuf {
+    let src = workspace_root().join(dir);
     let out_dir = target_dir().join("interop");
     fs::create_dir_all(&out_dir)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", out_dir.display()));
-    let bin = out_dir.join("gossamer-interop-peer");
+    let bin = out_dir.join(name);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let tmp = out_dir.join(format!(
-        ".gossamer-interop-peer.{}.{nanos}",
-        std::process::id()
-    ));
+    let tmp = out_dir.join(format!(".{name}.{}.{nanos}", std::process::id()));
     let output = Command::new("go")
         .args(["build", "-buildvcs=false", "-o"])
         .arg(&tmp)
@@ -108,15 +120,15 @@ fn build_go_peer() -> PathBuf {
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run `go build` for the interop peer in {}: {e}. \
-                 Install Go 1.25 or newer and put `go` on PATH; interop tests need it.",
+                "cannot run `go build` for {name} in {}: {e}. \
+                 Install Go 1.26 or newer and put `go` on PATH; interop tests need it.",
                 src.display()
             )
         });
     if !output.status.success() {
         let _ = fs::remove_file(&tmp);
         panic!(
-            "`go build` of the interop peer in {} failed ({}):\n{}{}",
+            "`go build` of {name} in {} failed ({}):\n{}{}",
             src.display(),
             output.status,
             String::from_utf8_lossy(&output.stdout),

@@ -1,7 +1,7 @@
 use std::fmt::Display;
 
 /// Flags that may be given more than once.
-const REPEATABLE: [&str; 2] = ["--seed", "--key"];
+const REPEATABLE: [&str; 3] = ["--seed", "--key", "--network"];
 
 /// Start-up flags of a peer (tests/interop/README.md), minus `--name` and
 /// `--bind`, which [`crate::Peer::spawn`] sets.
@@ -75,6 +75,11 @@ impl Flags {
     /// `--key HEX` (repeatable, first is primary).
     pub fn key(self, hex: &str) -> Self {
         self.arg("--key", hex)
+    }
+
+    /// `--network ID` (repeatable): a NetworkDB network joined at start.
+    pub fn network(self, id: &str) -> Self {
+        self.arg("--network", id)
     }
 
     /// `--protocol-version N`.

@@ -26,11 +26,15 @@ mod cluster;
 mod error;
 mod flags;
 mod keys;
+pub mod networkdb;
 mod peer;
 mod ports;
 mod view;
 
-pub use binaries::{go_peer_binary, sidecar_binary, target_dir, test_temp_dir, workspace_root};
+pub use binaries::{
+    go_peer_binary, networkdb_peer_binary, sidecar_binary, target_dir, test_temp_dir,
+    workspace_root,
+};
 pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use flags::Flags;

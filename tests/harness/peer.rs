@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::binaries::{go_peer_binary, sidecar_binary, test_temp_dir};
+use crate::binaries::{go_peer_binary, networkdb_peer_binary, sidecar_binary, test_temp_dir};
 use crate::error::{Error, Result};
 use crate::flags::Flags;
 use crate::ports::free_ports;
@@ -30,6 +30,11 @@ pub enum Kind {
     Go,
     /// `gossamer-sidecar run --stdio`.
     Rust,
+    /// libnetwork NetworkDB from moby v2.0.0-beta.24
+    /// (`tests/interop/networkdb-peer`); takes only `--seed`, `--network`,
+    /// `--key` and `--profile lan`, and speaks the NetworkDB commands of
+    /// [`crate::networkdb`].
+    GoNetworkDb,
 }
 
 impl fmt::Display for Kind {
@@ -37,6 +42,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Go => "go",
             Kind::Rust => "rust",
+            Kind::GoNetworkDb => "go-networkdb",
         })
     }
 }
@@ -93,6 +99,7 @@ impl Peer {
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = match kind {
             Kind::Go => Command::new(go_peer_binary()),
+            Kind::GoNetworkDb => Command::new(networkdb_peer_binary()),
             Kind::Rust => {
                 let mut c = Command::new(sidecar_binary());
                 c.args(["run", "--stdio"]);
@@ -227,7 +234,7 @@ impl Peer {
     }
 
     /// Sends a command answered by `ok` or `error` (matched on `cmd`).
-    fn request_ok(&self, cmd: Value) -> Result<()> {
+    pub(crate) fn request_ok(&self, cmd: Value) -> Result<()> {
         let name = cmd["cmd"].as_str().unwrap_or_default().to_string();
         let answer = self.request(&cmd, |e| is_answer_to(e, &name, &["ok"]), CMD_TIMEOUT)?;
         match answer["ev"].as_str() {

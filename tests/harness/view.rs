@@ -240,6 +240,8 @@ impl View {
             "left" => self.left += 1,
             // Keyring replies are read by `Peer::keys`.
             "ok" | "keys" => {}
+            // NetworkDB peer answers and events, read by `crate::networkdb`.
+            "table_event" | "node_event" | "entry" | "table" | "peers" => {}
             other => return Err(format!("unknown event {other:?}")),
         }
         Ok(())

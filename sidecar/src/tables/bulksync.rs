@@ -295,11 +295,14 @@ impl Tables {
             .peers
             .nodes
             .iter()
-            .filter(|(_, n)| n.state == super::peers::NodeState::Failed)
+            .filter(|(_, n)| n.state == super::peers::NodeState::Failed && n.addr.is_some())
             .map(|(k, _)| k.clone())
             .collect();
         if let Some(node) = self.random_nodes(1, failed).pop() {
-            self.outputs.push_back(super::Output::Reconnect { node });
+            if let Some(addr) = self.peers.nodes.get(&node).and_then(|n| n.addr) {
+                self.outputs
+                    .push_back(super::Output::Reconnect { node, addr });
+            }
         }
     }
 

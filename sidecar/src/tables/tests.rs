@@ -135,7 +135,7 @@ impl Cluster {
                 }
             }
             Output::Watch(ev) => self.watch.entry(from.into()).or_default().push(ev),
-            Output::Reconnect { node } => self.reconnects.push((from.into(), node)),
+            Output::Reconnect { node, .. } => self.reconnects.push((from.into(), node)),
         }
     }
 

@@ -2,6 +2,7 @@
 //! errors and statistics.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 /// Identifies a reliable send, so its failure can be reported back with
 /// [`crate::tables::Tables::handle_send_result`].
@@ -30,6 +31,10 @@ pub enum Output {
     Reconnect {
         /// The member's name.
         node: String,
+        /// Its last known address, kept by the tables themselves: the
+        /// membership layer forgets a dead member after the
+        /// gossip-to-the-dead time, long before the node reap interval.
+        addr: SocketAddr,
     },
     /// A visible entry changed.
     Watch(WatchEvent),

@@ -1,0 +1,419 @@
+//! Observability of a running node (shell): a Prometheus/OpenMetrics text
+//! endpoint and a periodic stats log line. Both read the same snapshot,
+//! taken on the node's own task so that its parts agree with each other.
+//! Keys never appear here: the keyring contributes only a count.
+
+#![allow(clippy::disallowed_methods)] // shell: reads the clock for rates
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::{debug, info};
+
+use crate::membership::NodeStatus;
+use crate::runtime::{NodeHandle, TrafficSnapshot};
+
+/// What the node reports, read in one go on its task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Members by state (alive, suspect, dead, left).
+    pub members: BTreeMap<&'static str, i64>,
+    /// Lifeguard health score: 0 is healthy.
+    pub health_score: i64,
+    /// Membership and user broadcasts waiting to be sent.
+    pub membership_queue: i64,
+    /// Packets sent by the membership core.
+    pub packets_sent: u64,
+    /// Packets received.
+    pub packets_received: u64,
+    /// Malformed packets or parts.
+    pub malformed: u64,
+    /// Packets that no key could decrypt.
+    pub decrypt_failures: u64,
+    /// Keys installed (never the keys).
+    pub keys: i64,
+    /// Per joined network: visible entries, tombstones, hidden entries,
+    /// queued table events, table events sent.
+    pub networks: BTreeMap<String, NetworkFigures>,
+    /// Bytes on the wire.
+    pub traffic: Option<TrafficSnapshot>,
+}
+
+/// One network's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkFigures {
+    /// Visible entries.
+    pub entries: i64,
+    /// Tombstones awaiting the reaper.
+    pub tombstones: i64,
+    /// Entries hidden because their owner failed.
+    pub hidden: i64,
+    /// Table events queued for gossip.
+    pub queued: i64,
+    /// Table events gossiped so far.
+    pub messages_sent: u64,
+}
+
+/// Reads a snapshot from the node; `None` once it stopped.
+pub async fn snapshot(node: &NodeHandle) -> Option<Snapshot> {
+    let mut s = node
+        .call(|n, _now| {
+            let m = n.membership();
+            let mut members: BTreeMap<&'static str, i64> = [
+                NodeStatus::Alive,
+                NodeStatus::Suspect,
+                NodeStatus::Dead,
+                NodeStatus::Left,
+            ]
+            .into_iter()
+            .map(|s| (s.as_str(), 0))
+            .collect();
+            for member in m.members() {
+                *members.entry(member.status.as_str()).or_default() += 1;
+            }
+            let st = m.stats();
+            let t = n.tables().stats();
+            Snapshot {
+                members,
+                health_score: m.health_score() as i64,
+                membership_queue: m.queued_broadcasts() as i64,
+                packets_sent: st.packets_sent,
+                packets_received: st.packets_received,
+                malformed: st.malformed + t.malformed,
+                decrypt_failures: st.decrypt_failures,
+                keys: m.keyring_fingerprints().len() as i64,
+                networks: t
+                    .networks
+                    .iter()
+                    .map(|(name, ns)| {
+                        (
+                            name.clone(),
+                            NetworkFigures {
+                                entries: ns.entries as i64,
+                                tombstones: ns.tombstones as i64,
+                                hidden: ns.hidden as i64,
+                                queued: (ns.queued + ns.queued_relays) as i64,
+                                messages_sent: ns.messages_sent,
+                            },
+                        )
+                    })
+                    .collect(),
+                traffic: None,
+            }
+        })
+        .await?;
+    s.traffic = Some(node.traffic());
+    Some(s)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NetworkLabel {
+    network: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WireLabel {
+    transport: String,
+    direction: String,
+}
+
+/// The registry and the last totals seen, so counters only move forward.
+struct Exporter {
+    registry: Registry,
+    members: Family<StateLabel, Gauge>,
+    health: Gauge,
+    queue: Gauge,
+    keys: Gauge,
+    packets_sent: Counter,
+    packets_received: Counter,
+    malformed: Counter,
+    decrypt_failures: Counter,
+    entries: Family<NetworkLabel, Gauge>,
+    tombstones: Family<NetworkLabel, Gauge>,
+    hidden: Family<NetworkLabel, Gauge>,
+    table_queue: Family<NetworkLabel, Gauge>,
+    table_sent: Family<NetworkLabel, Counter>,
+    bytes: Family<WireLabel, Counter>,
+}
+
+/// Moves `c` forward to `total` (a counter never goes back).
+fn advance(c: &Counter, total: u64) {
+    let now = c.get();
+    if total > now {
+        c.inc_by(total - now);
+    }
+}
+
+impl Exporter {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("gossamer");
+        let e = Exporter {
+            members: Family::default(),
+            health: Gauge::default(),
+            queue: Gauge::default(),
+            keys: Gauge::default(),
+            packets_sent: Counter::default(),
+            packets_received: Counter::default(),
+            malformed: Counter::default(),
+            decrypt_failures: Counter::default(),
+            entries: Family::default(),
+            tombstones: Family::default(),
+            hidden: Family::default(),
+            table_queue: Family::default(),
+            table_sent: Family::default(),
+            bytes: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("members", "Members known, by state", e.members.clone());
+        registry.register(
+            "health_score",
+            "Lifeguard health score (0 is healthy)",
+            e.health.clone(),
+        );
+        registry.register(
+            "broadcast_queue",
+            "Membership and user broadcasts waiting to be sent",
+            e.queue.clone(),
+        );
+        registry.register("keyring_keys", "Gossip keys installed", e.keys.clone());
+        registry.register("packets_sent", "Packets sent", e.packets_sent.clone());
+        registry.register(
+            "packets_received",
+            "Packets received",
+            e.packets_received.clone(),
+        );
+        registry.register(
+            "malformed_messages",
+            "Malformed packets, parts and table messages",
+            e.malformed.clone(),
+        );
+        registry.register(
+            "decrypt_failures",
+            "Packets and streams no installed key could decrypt",
+            e.decrypt_failures.clone(),
+        );
+        registry.register(
+            "table_entries",
+            "Visible table entries per network",
+            e.entries.clone(),
+        );
+        registry.register(
+            "table_tombstones",
+            "Deleted entries awaiting the reaper, per network",
+            e.tombstones.clone(),
+        );
+        registry.register(
+            "table_hidden_entries",
+            "Entries kept but hidden because their owner failed, per network",
+            e.hidden.clone(),
+        );
+        registry.register(
+            "table_queue",
+            "Table events queued for gossip, per network",
+            e.table_queue.clone(),
+        );
+        registry.register(
+            "table_messages_sent",
+            "Table events gossiped, per network",
+            e.table_sent.clone(),
+        );
+        registry.register("wire_bytes", "Bytes on the wire", e.bytes.clone());
+        Exporter { registry, ..e }
+    }
+
+    fn update(&self, s: &Snapshot) {
+        for (state, n) in &s.members {
+            self.members
+                .get_or_create(&StateLabel {
+                    state: (*state).to_string(),
+                })
+                .set(*n);
+        }
+        self.health.set(s.health_score);
+        self.queue.set(s.membership_queue);
+        self.keys.set(s.keys);
+        advance(&self.packets_sent, s.packets_sent);
+        advance(&self.packets_received, s.packets_received);
+        advance(&self.malformed, s.malformed);
+        advance(&self.decrypt_failures, s.decrypt_failures);
+        for (network, f) in &s.networks {
+            let l = NetworkLabel {
+                network: network.clone(),
+            };
+            self.entries.get_or_create(&l).set(f.entries);
+            self.tombstones.get_or_create(&l).set(f.tombstones);
+            self.hidden.get_or_create(&l).set(f.hidden);
+            self.table_queue.get_or_create(&l).set(f.queued);
+            advance(&self.table_sent.get_or_create(&l), f.messages_sent);
+        }
+        if let Some(t) = s.traffic {
+            for (transport, direction, v) in [
+                ("udp", "sent", t.udp_sent),
+                ("udp", "received", t.udp_recv),
+                ("tcp", "sent", t.tcp_sent),
+                ("tcp", "received", t.tcp_recv),
+            ] {
+                let l = WireLabel {
+                    transport: transport.into(),
+                    direction: direction.into(),
+                };
+                advance(&self.bytes.get_or_create(&l), v);
+            }
+        }
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Renders the node's metrics in the OpenMetrics text format.
+pub struct Metrics {
+    node: NodeHandle,
+    exporter: Mutex<Exporter>,
+}
+
+impl Metrics {
+    /// Metrics of `node`.
+    pub fn new(node: NodeHandle) -> Arc<Self> {
+        Arc::new(Metrics {
+            node,
+            exporter: Mutex::new(Exporter::new()),
+        })
+    }
+
+    /// The current metrics text; `None` once the node stopped.
+    pub async fn render(&self) -> Option<String> {
+        let s = snapshot(&self.node).await?;
+        let e = self
+            .exporter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        e.update(&s);
+        e.encode().ok()
+    }
+}
+
+async fn respond(
+    req: Request<Incoming>,
+    metrics: Arc<Metrics>,
+) -> Result<Response<Full<Bytes>>, hyper::http::Error> {
+    let plain = |status: StatusCode, text: &str| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from(text.to_string())))
+    };
+    if req.uri().path() != "/metrics" {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: metrics are at /metrics\n",
+        );
+    }
+    if req.method() != Method::GET {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics\n");
+    }
+    match metrics.render().await {
+        Some(text) => Response::builder()
+            .header(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .body(Full::new(Bytes::from(text))),
+        None => plain(StatusCode::SERVICE_UNAVAILABLE, "the node has stopped\n"),
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| respond(req, m.clone()));
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await
+            {
+                debug!(%from, error = %e, "metrics connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Binds the metrics listener.
+///
+/// # Errors
+/// The address is taken or not allowed, with what to do.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        format!("cannot listen for metrics on {addr}: {e}; pick a free port (metrics.listen)")
+    })
+}
+
+/// Logs a stats line every `every`: members, health, queues, packets per
+/// second, entries per network.
+pub async fn log_periodically(node: NodeHandle, every: Duration) {
+    let mut last: Option<(Instant, u64, u64)> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(s) = snapshot(&node).await else {
+            return;
+        };
+        let now = Instant::now();
+        let (sent_ps, recv_ps) = match last {
+            Some((t, sent, recv)) => {
+                let secs = now.duration_since(t).as_secs_f64().max(1e-3);
+                (
+                    (s.packets_sent.saturating_sub(sent)) as f64 / secs,
+                    (s.packets_received.saturating_sub(recv)) as f64 / secs,
+                )
+            }
+            None => (0.0, 0.0),
+        };
+        last = Some((now, s.packets_sent, s.packets_received));
+        let entries: Vec<String> = s
+            .networks
+            .iter()
+            .map(|(n, f)| format!("{n}={} (queued {})", f.entries, f.queued))
+            .collect();
+        info!(
+            alive = s.members.get("alive").copied().unwrap_or(0),
+            suspect = s.members.get("suspect").copied().unwrap_or(0),
+            dead = s.members.get("dead").copied().unwrap_or(0),
+            health_score = s.health_score,
+            broadcast_queue = s.membership_queue,
+            packets_sent_per_s = format!("{sent_ps:.1}"),
+            packets_received_per_s = format!("{recv_ps:.1}"),
+            decrypt_failures = s.decrypt_failures,
+            networks = %entries.join(", "),
+            "stats"
+        );
+    }
+}
