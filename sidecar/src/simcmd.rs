@@ -90,6 +90,7 @@ fn run(a: &SimArgs) -> Result<(), String> {
             .reconnect_secs
             .map(|s| secs(s, "reconnect-secs"))
             .transpose()?,
+        standby: 0,
     };
     let mut cfg = ScenarioConfig::new(sim_cfg, a.scenario, secs(a.duration, "duration")?);
     cfg.fact_at = secs(a.fact_at, "fact-at")?;

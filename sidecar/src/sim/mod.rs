@@ -1,5 +1,6 @@
-//! A deterministic simulator: many real [`Membership`] cores in virtual
-//! time on an in-memory network.
+//! A deterministic simulator: many real [`Membership`] cores — or whole
+//! [`crate::node::Node`]s, membership and tables as production composes
+//! them — in virtual time on an in-memory network.
 //!
 //! One event queue orders everything that happens — each node's next timer,
 //! packets in flight, the legs of stream exchanges — by (virtual time,
@@ -16,17 +17,19 @@
 //! start from one shared converged [`Snapshot`] (copy-on-write), which is
 //! what makes ten thousand nodes fit in memory.
 
+mod core;
 mod net;
 pub mod plot;
 pub mod scenario;
 mod trace;
 
+pub use self::core::Core;
 pub use net::LinkModel;
 pub use scenario::{run_scenario, Report, Scenario, ScenarioConfig};
 pub use trace::Fnv64;
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,9 +39,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::keyring::Key;
 use crate::membership::{
-    Config, Event, Member, Membership, NodeStatus, Output, Profile, Snapshot, StreamId,
-    StreamResult,
+    Config, Event, Member, Membership, NodeStatus, Profile, Snapshot, StreamId, StreamResult,
 };
+use crate::node::Output;
 use net::Net;
 
 /// The port every simulated node listens on.
@@ -62,12 +65,18 @@ pub struct SimConfig {
     /// Start converged from one shared snapshot (every node alive); off:
     /// every node starts alone and joins through node 0.
     pub converged: bool,
-    /// Every this often, each live node tries to join one member it holds
-    /// dead, as Serf's reconnect and NetworkDB's `reconnectNode` do above
-    /// memberlist (memberlist alone never re-merges two halves that
-    /// declared each other dead). Scans every node's member list: for
-    /// small clusters. `None`: off.
+    /// Every this often, each live node tries to join one member it saw
+    /// die and has not seen back, as Serf's reconnect and NetworkDB's
+    /// `reconnectNode` do above memberlist (memberlist alone never
+    /// re-merges two halves that declared each other dead, and forgets a
+    /// dead member after the gossip-to-the-dead time). Like theirs, the
+    /// list of failed members is kept beside memberlist's, here per node,
+    /// for as long as the run: for small clusters. `None`: off.
     pub reconnect: Option<Duration>,
+    /// The last this many nodes start down, never having run (and outside
+    /// the converged snapshot); [`Sim::restart`] starts them. They stand in
+    /// for pods created later: a restarted pod is a new node.
+    pub standby: usize,
 }
 
 impl SimConfig {
@@ -81,6 +90,7 @@ impl SimConfig {
             keys: Vec::new(),
             converged: true,
             reconnect: None,
+            standby: 0,
         }
     }
 }
@@ -156,13 +166,16 @@ impl Ord for Item {
     }
 }
 
-struct Node {
-    m: Membership,
+struct Slot<C> {
+    m: C,
     up: bool,
     /// Bumped on crash and restart; stale timers and streams are dropped.
     gen: u32,
     /// When this node's timer is queued for.
     scheduled: Option<u64>,
+    /// Members this node saw declared dead and not alive since, with their
+    /// last address (kept only with [`SimConfig::reconnect`]).
+    failed: BTreeMap<String, SocketAddr>,
 }
 
 /// Traffic counters, bytes as they leave a node.
@@ -182,14 +195,16 @@ pub struct Traffic {
     pub blocked: u64,
 }
 
-/// The simulator; see the module documentation.
-pub struct Sim {
+/// The simulator; see the module documentation. `C` is what each node
+/// runs: a bare [`Membership`] core (the default) or a
+/// [`crate::node::Node`].
+pub struct Sim<C: Core = Membership> {
     cfg: SimConfig,
     base: Instant,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Item>,
-    nodes: Vec<Node>,
+    nodes: Vec<Slot<C>>,
     net: Net,
     rng: SmallRng,
     trace: Fnv64,
@@ -199,13 +214,32 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// Builds the cluster at virtual time zero, which is `base`.
+    /// Builds a cluster of bare membership cores at virtual time zero, which
+    /// is `base`.
     ///
     /// # Errors
     /// A node's configuration is invalid.
     pub fn new(cfg: SimConfig, base: Instant) -> Result<Sim, String> {
+        Sim::with_core(cfg, base)
+    }
+}
+
+impl<C: Core> Sim<C> {
+    /// Builds the cluster, each node running a `C`, at virtual time zero,
+    /// which is `base`.
+    ///
+    /// # Errors
+    /// A node's configuration is invalid, or `standby` exceeds `nodes`.
+    pub fn with_core(cfg: SimConfig, base: Instant) -> Result<Sim<C>, String> {
         let n = cfg.nodes;
-        let mut sim = Sim {
+        if cfg.standby > n {
+            return Err(format!(
+                "{} standby nodes of {n}: there cannot be more than the nodes",
+                cfg.standby
+            ));
+        }
+        let active = n - cfg.standby;
+        let mut sim: Sim<C> = Sim {
             base,
             now: 0,
             seq: 0,
@@ -224,7 +258,7 @@ impl Sim {
                 let c = sim.node_config(i);
                 [1, 5, c.protocol_version, 0, 0, 0]
             };
-            let members = (0..n).map(|i| Member {
+            let members = (0..active).map(|i| Member {
                 name: name_of(i),
                 addr: addr_of(i),
                 meta: Vec::new(),
@@ -235,18 +269,22 @@ impl Sim {
             sim.snapshot = Some(Snapshot::new(members, base));
         }
         for i in 0..n {
-            let m = sim.make_node(i)?;
-            sim.nodes.push(Node {
+            let m = sim.make_node(i, i < active)?;
+            sim.nodes.push(Slot {
                 m,
-                up: true,
+                up: i < active,
                 gen: 0,
                 scheduled: None,
+                failed: BTreeMap::new(),
             });
+            sim.net.set_down(i, i >= active);
         }
-        for i in 0..n {
+        for i in 0..active {
             if !sim.cfg.converged && i > 0 {
                 let now = sim.instant();
-                sim.nodes[i].m.join(&[addr_of(0)], now);
+                sim.nodes[i]
+                    .m
+                    .with_membership(now, |m, now| m.join(&[addr_of(0)], now));
             }
             sim.drain(i);
         }
@@ -270,10 +308,10 @@ impl Sim {
             .wrapping_add((i as u64) << 20 | gen as u64)
     }
 
-    fn make_node(&self, i: usize) -> Result<Membership, String> {
+    fn make_node(&self, i: usize, adopt: bool) -> Result<C, String> {
         let now = self.instant();
-        let mut m = Membership::new(self.node_config(i), self.node_seed(i, 0), now)?;
-        if let Some(s) = &self.snapshot {
+        let mut m = C::create(self.node_config(i), self.node_seed(i, 0), now)?;
+        if let Some(s) = self.snapshot.as_ref().filter(|_| adopt) {
             m.adopt_snapshot(Arc::clone(s), now);
         }
         Ok(m)
@@ -301,8 +339,13 @@ impl Sim {
         self.nodes.is_empty()
     }
 
-    /// Node `i`'s core.
-    pub fn node(&self, i: usize) -> &Membership {
+    /// Node `i`'s membership core.
+    pub fn node(&self, i: usize) -> &Membership<C::D> {
+        self.nodes[i].m.membership()
+    }
+
+    /// Node `i`, whole.
+    pub fn core(&self, i: usize) -> &C {
         &self.nodes[i].m
     }
 
@@ -329,13 +372,16 @@ impl Sim {
 
     /// Member entries held by nodes themselves rather than shared.
     pub fn owned_entries(&self) -> usize {
-        self.nodes.iter().map(|n| n.m.owned_entries()).sum()
+        self.nodes
+            .iter()
+            .map(|n| n.m.membership().owned_entries())
+            .sum()
     }
 
     // ----- faults and commands ----------------------------------------------
 
     /// Runs `f` on node `i` now, then carries out what it asked for.
-    pub fn command<T>(&mut self, i: usize, f: impl FnOnce(&mut Membership, Instant) -> T) -> T {
+    pub fn command<T>(&mut self, i: usize, f: impl FnOnce(&mut C, Instant) -> T) -> T {
         let now = self.instant();
         let out = f(&mut self.nodes[i].m, now);
         self.drain(i);
@@ -358,22 +404,25 @@ impl Sim {
     }
 
     /// Restarts node `i` as a new process (empty state, incarnation 1)
-    /// that joins through `seeds`.
+    /// that joins through `seeds`; starts a standby node.
     ///
     /// # Errors
     /// The node's configuration is invalid.
     pub fn restart(&mut self, i: usize, seeds: &[usize]) -> Result<(), String> {
         let gen = self.nodes[i].gen + 1;
         let now = self.instant();
-        let m = Membership::new(self.node_config(i), self.node_seed(i, gen), now)?;
+        let m = C::create(self.node_config(i), self.node_seed(i, gen), now)?;
         let n = &mut self.nodes[i];
         n.m = m;
         n.up = true;
         n.gen = gen;
         n.scheduled = None;
+        n.failed.clear();
         self.net.set_down(i, false);
         let seeds: Vec<SocketAddr> = seeds.iter().map(|s| addr_of(*s)).collect();
-        self.nodes[i].m.join(&seeds, now);
+        self.nodes[i]
+            .m
+            .with_membership(now, |m, now| m.join(&seeds, now));
         self.trace
             .mix(&[b'R', 0, 0, 0])
             .mix_u64(i as u64)
@@ -506,7 +555,11 @@ impl Sim {
                     Ok(Some(_)) if self.net.blocked(i, peer as usize) => {
                         Err("read: connection timed out".into())
                     }
-                    Ok(Some(bytes)) => match self.nodes[i].m.decode_stream_frame(&bytes, false) {
+                    Ok(Some(bytes)) => match self.nodes[i]
+                        .m
+                        .membership()
+                        .decode_stream_frame(&bytes, false)
+                    {
                         Ok(Some((msg, _))) => Ok(Some(msg)),
                         Ok(None) => Err("EOF: truncated reply".into()),
                         Err(e) => Err(e.to_string()),
@@ -531,18 +584,14 @@ impl Sim {
             if !self.nodes[i].up {
                 continue;
             }
-            let dead: Vec<SocketAddr> = self.nodes[i]
-                .m
-                .members()
-                .into_iter()
-                .filter(|m| m.status == NodeStatus::Dead)
-                .map(|m| m.addr)
-                .collect();
+            let dead: Vec<SocketAddr> = self.nodes[i].failed.values().copied().collect();
             if dead.is_empty() {
                 continue;
             }
             let pick = dead[self.rng.random_range(0..dead.len())];
-            self.nodes[i].m.join(&[pick], now);
+            self.nodes[i]
+                .m
+                .with_membership(now, |m, now| m.join(&[pick], now));
             self.drain(i);
         }
         if let Some(every) = self.cfg.reconnect {
@@ -584,7 +633,11 @@ impl Sim {
             .mix_u64(self.now)
             .mix_u64(t as u64)
             .mix_u64(data.len() as u64);
-        let outcome = match self.nodes[t].m.decode_stream_frame(&data, true) {
+        let outcome = match self.nodes[t]
+            .m
+            .membership()
+            .decode_stream_frame(&data, true)
+        {
             Ok(Some((msg, _))) => {
                 let reply = self.nodes[t].m.handle_stream(addr_of(f), msg, now);
                 match (reply, expect_reply) {
@@ -692,12 +745,31 @@ impl Sim {
                     }
                 }
                 Output::Event(e) => {
+                    if self.cfg.reconnect.is_some() {
+                        let failed = &mut self.nodes[i].failed;
+                        match &e {
+                            Event::Leave(m) if m.status == NodeStatus::Dead => {
+                                failed.insert(m.name.clone(), m.addr);
+                            }
+                            Event::Leave(m) | Event::Join(m) | Event::Update(m) => {
+                                failed.remove(&m.name);
+                            }
+                            _ => {}
+                        }
+                    }
                     self.trace
                         .mix(b"E")
                         .mix_u64(self.now)
                         .mix_u64(i as u64)
                         .mix(event_kind(&e).as_bytes());
                     self.events.push((self.now(), i, e));
+                }
+                Output::Watch(w) => {
+                    self.trace
+                        .mix(b"W")
+                        .mix_u64(self.now)
+                        .mix_u64(i as u64)
+                        .mix(w.key.as_bytes());
                 }
             }
         }
@@ -739,5 +811,7 @@ fn event_kind(e: &Event) -> String {
     }
 }
 
+#[cfg(test)]
+mod tables_tests;
 #[cfg(test)]
 mod tests;

@@ -109,12 +109,22 @@ pub struct Report {
     /// When each node of the population learned the fact, counted from the
     /// fact (partition: from the heal); `None`: never.
     pub learned: Vec<Option<Duration>>,
-    /// Dead declarations of live members, counted at each observer.
+    /// Dead declarations of live members, counted at each observer:
+    /// failed probes of a reachable member (or their echoes).
     pub false_positive_declarations: u64,
-    /// Distinct live members (and incarnations) declared dead somewhere.
+    /// Distinct live members (and incarnations) so declared dead somewhere.
     pub false_positive_incidents: u64,
     /// Dead declarations across a partition (expected, not false).
     pub cross_partition_declarations: u64,
+    /// Declarations of a member by its own side of a healed partition, at
+    /// an incarnation the other side had declared it dead at: the other
+    /// side's dead messages, gossiped to the members it holds dead for the
+    /// gossip-to-the-dead time, reach the subject's side after the heal and
+    /// are accepted there (as memberlist's `deadNode` does) until the
+    /// subject refutes them. The partition's doing, not a failed probe.
+    pub partition_echo_declarations: u64,
+    /// Distinct members (and incarnations) among those echo declarations.
+    pub partition_echo_incidents: u64,
     /// Decrypt failures summed over nodes.
     pub decrypt_failures: u64,
     /// UDP bytes sent, all nodes.
@@ -253,6 +263,12 @@ impl fmt::Display for Report {
                 "dead declarations across the cut (expected): {}",
                 self.cross_partition_declarations
             )?;
+            writeln!(
+                f,
+                "same-side declarations carried over the heal by the other side's dead \
+                 messages (memberlist does the same): {} incidents, {} declarations",
+                self.partition_echo_incidents, self.partition_echo_declarations
+            )?;
         }
         if self.scenario == Scenario::Rotate {
             writeln!(f, "decrypt failures: {}", self.decrypt_failures)?;
@@ -310,6 +326,9 @@ pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, Strin
     let mut fp_declarations = 0u64;
     let mut cross = 0u64;
     let mut incidents: HashSet<(String, u32)> = HashSet::new();
+    let mut across_declared: HashSet<(String, u32)> = HashSet::new();
+    let mut echoes = 0u64;
+    let mut echo_incidents: HashSet<(String, u32)> = HashSet::new();
     let heal_at = cfg.fact_at + cfg.partition_for;
     let mut healed = false;
     let mut rng = SmallRng::seed_from_u64(cfg.sim.seed ^ 0x524f_5441_5445);
@@ -386,6 +405,9 @@ pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, Strin
                     fp: &mut fp_declarations,
                     cross: &mut cross,
                     incidents: &mut incidents,
+                    across_declared: &mut across_declared,
+                    echoes: &mut echoes,
+                    echo_incidents: &mut echo_incidents,
                     victim,
                     half: &half,
                 },
@@ -401,6 +423,9 @@ pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, Strin
                 fp: &mut fp_declarations,
                 cross: &mut cross,
                 incidents: &mut incidents,
+                across_declared: &mut across_declared,
+                echoes: &mut echoes,
+                echo_incidents: &mut echo_incidents,
                 victim,
                 half: &half,
             },
@@ -436,6 +461,8 @@ pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, Strin
         false_positive_declarations: fp_declarations,
         false_positive_incidents: incidents.len() as u64,
         cross_partition_declarations: cross,
+        partition_echo_declarations: echoes,
+        partition_echo_incidents: echo_incidents.len() as u64,
         decrypt_failures,
         udp_bytes: traffic.udp_bytes,
         tcp_bytes: traffic.tcp_bytes,
@@ -451,6 +478,10 @@ struct Observe<'a> {
     fp: &'a mut u64,
     cross: &'a mut u64,
     incidents: &'a mut HashSet<(String, u32)>,
+    /// (member, incarnation) declared dead by the other side of the cut.
+    across_declared: &'a mut HashSet<(String, u32)>,
+    echoes: &'a mut u64,
+    echo_incidents: &'a mut HashSet<(String, u32)>,
     victim: usize,
     half: &'a dyn Fn(usize) -> u32,
 }
@@ -488,11 +519,18 @@ fn collect(sim: &mut Sim, cfg: &ScenarioConfig, o: &mut Observe<'_>) {
                 // after the heal, are the partition's doing, not false.
                 let across = cfg.scenario == Scenario::Partition
                     && subject.is_some_and(|s| (o.half)(s) != (o.half)(i));
+                let id = (m.name.clone(), m.incarnation);
                 if across {
                     *o.cross += 1;
+                    o.across_declared.insert(id);
+                } else if o.across_declared.contains(&id) {
+                    // Same side, at an incarnation the other side declared
+                    // dead: its dead message, arrived after the heal.
+                    *o.echoes += 1;
+                    o.echo_incidents.insert(id);
                 } else {
                     *o.fp += 1;
-                    o.incidents.insert((m.name.clone(), m.incarnation));
+                    o.incidents.insert(id);
                 }
             }
             Event::Join(m) if m.name != name_of(i) => {

@@ -1,0 +1,210 @@
+//! What the simulator drives: a membership core alone, or the composed
+//! [`Node`] (membership and tables, wired as production wires them).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::SeedableRng;
+
+use crate::keyring::NonceRng;
+use crate::membership::{
+    self, Config, Delegate, Membership, NoDelegate, Snapshot, StreamCodecError, StreamId,
+    StreamResult,
+};
+use crate::node::{self, App, Node, Output};
+use crate::wire::StreamMessage;
+
+/// A pure state machine the simulator can run: the inputs and outputs of
+/// [`Membership`], which [`Node`] shares. Outputs are [`node::Output`]s; a
+/// bare membership core never emits [`Output::Watch`].
+pub trait Core: Sized {
+    /// The membership delegate inside.
+    type D: Delegate;
+
+    /// A fresh core, alone, at incarnation 1. Nonces are seeded from
+    /// `seed` too: reproducible, for simulation only.
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, String>;
+
+    /// Starts from a shared converged member list.
+    fn adopt_snapshot(&mut self, snapshot: Arc<Snapshot>, now: Instant);
+
+    /// The membership core, to read.
+    fn membership(&self) -> &Membership<Self::D>;
+
+    /// Runs `f` on the membership core, then routes what it produced.
+    fn with_membership<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Membership<Self::D>, Instant) -> R,
+    ) -> R;
+
+    /// A received datagram.
+    fn handle_packet(&mut self, from: SocketAddr, data: &[u8], now: Instant);
+
+    /// A message read from an accepted stream; the reply to write.
+    fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        msg: StreamMessage,
+        now: Instant,
+    ) -> Option<Vec<u8>>;
+
+    /// An accepted stream that could not be read.
+    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant);
+
+    /// The outcome of a stream request.
+    fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant);
+
+    /// When the next timer is due.
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// Runs the timers due at `now`.
+    fn handle_timeout(&mut self, now: Instant);
+
+    /// The next instruction for the network (or the application).
+    fn poll_output(&mut self) -> Option<Output>;
+
+    /// Stops all activity (a crash).
+    fn shutdown(&mut self);
+}
+
+impl Core for Membership<NoDelegate> {
+    type D = NoDelegate;
+
+    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
+        Membership::new(cfg, seed, now)
+    }
+
+    fn adopt_snapshot(&mut self, snapshot: Arc<Snapshot>, now: Instant) {
+        Membership::adopt_snapshot(self, snapshot, now);
+    }
+
+    fn membership(&self) -> &Membership<NoDelegate> {
+        self
+    }
+
+    fn with_membership<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Membership<NoDelegate>, Instant) -> R,
+    ) -> R {
+        f(self, now)
+    }
+
+    fn handle_packet(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        Membership::handle_packet(self, from, data, now);
+    }
+
+    fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        msg: StreamMessage,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        Membership::handle_stream(self, from, msg, now)
+    }
+
+    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant) {
+        Membership::handle_stream_error(self, from, e, now);
+    }
+
+    fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {
+        Membership::handle_stream_result(self, id, result, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Membership::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Membership::handle_timeout(self, now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        Membership::poll_output(self).map(|o| match o {
+            membership::Output::Packet { to, data } => Output::Packet { to, data },
+            membership::Output::Stream(req) => Output::Stream(req),
+            membership::Output::Event(e) => Output::Event(e),
+        })
+    }
+
+    fn shutdown(&mut self) {
+        Membership::shutdown(self);
+    }
+}
+
+impl Core for Node {
+    type D = App;
+
+    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
+        let tables = node::tables_config(&cfg);
+        let nonces = NonceRng::seed_from_u64(seed ^ 0x6e6f_6e63_6573_2121);
+        Node::new(cfg, tables, seed, nonces, now)
+    }
+
+    /// The tables learn every member of the snapshot as joined, as they
+    /// would have from the join events of a cluster that formed.
+    fn adopt_snapshot(&mut self, snapshot: Arc<Snapshot>, now: Instant) {
+        self.with_membership(now, |m, now| m.adopt_snapshot(snapshot, now));
+        let me = self.membership().name().to_string();
+        let members = self.membership().members();
+        self.with_tables(now, |t, now| {
+            for m in members.iter().filter(|m| m.name != me) {
+                t.member_joined(&m.name, m.addr, now);
+            }
+        });
+    }
+
+    fn membership(&self) -> &Membership<App> {
+        Node::membership(self)
+    }
+
+    fn with_membership<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Membership<App>, Instant) -> R,
+    ) -> R {
+        Node::with_membership(self, now, f)
+    }
+
+    fn handle_packet(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        Node::handle_packet(self, from, data, now);
+    }
+
+    fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        msg: StreamMessage,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        Node::handle_stream(self, from, msg, now)
+    }
+
+    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant) {
+        Node::handle_stream_error(self, from, e, now);
+    }
+
+    fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {
+        Node::handle_stream_result(self, id, result, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        Node::poll_output(self)
+    }
+
+    fn shutdown(&mut self) {
+        Node::shutdown(self);
+    }
+}
