@@ -149,6 +149,21 @@ impl Service {
     ) -> Result<R, Status> {
         self.node.call(f).await.ok_or_else(stopped)
     }
+
+    /// Runs one entry write on the node's tables and answers with its
+    /// Lamport time.
+    async fn write(
+        &self,
+        f: impl FnOnce(&mut crate::tables::Tables, std::time::Instant) -> Result<u64, TablesError>
+            + Send
+            + 'static,
+    ) -> Result<Response<pb::WriteEntryResponse>, Status> {
+        let ltime = self
+            .call(move |n, now| n.with_tables(now, f))
+            .await?
+            .map_err(status)?;
+        Ok(Response::new(pb::WriteEntryResponse { ltime }))
+    }
 }
 
 fn stopped() -> Status {
@@ -183,15 +198,8 @@ impl TablesApi for Service {
         req: Request<pb::WriteEntryRequest>,
     ) -> Result<Response<pb::WriteEntryResponse>, Status> {
         let r = req.into_inner();
-        let ltime = self
-            .call(move |n, now| {
-                n.with_tables(now, |t, now| {
-                    t.create_entry(&r.network, &r.table, &r.key, r.value, now)
-                })
-            })
-            .await?
-            .map_err(status)?;
-        Ok(Response::new(pb::WriteEntryResponse { ltime }))
+        self.write(move |t, now| t.create_entry(&r.network, &r.table, &r.key, r.value, now))
+            .await
     }
 
     async fn update_entry(
@@ -199,15 +207,8 @@ impl TablesApi for Service {
         req: Request<pb::WriteEntryRequest>,
     ) -> Result<Response<pb::WriteEntryResponse>, Status> {
         let r = req.into_inner();
-        let ltime = self
-            .call(move |n, now| {
-                n.with_tables(now, |t, now| {
-                    t.update_entry(&r.network, &r.table, &r.key, r.value, now)
-                })
-            })
-            .await?
-            .map_err(status)?;
-        Ok(Response::new(pb::WriteEntryResponse { ltime }))
+        self.write(move |t, now| t.update_entry(&r.network, &r.table, &r.key, r.value, now))
+            .await
     }
 
     async fn delete_entry(
@@ -215,15 +216,8 @@ impl TablesApi for Service {
         req: Request<pb::DeleteEntryRequest>,
     ) -> Result<Response<pb::WriteEntryResponse>, Status> {
         let r = req.into_inner();
-        let ltime = self
-            .call(move |n, now| {
-                n.with_tables(now, |t, now| {
-                    t.delete_entry(&r.network, &r.table, &r.key, now)
-                })
-            })
-            .await?
-            .map_err(status)?;
-        Ok(Response::new(pb::WriteEntryResponse { ltime }))
+        self.write(move |t, now| t.delete_entry(&r.network, &r.table, &r.key, now))
+            .await
     }
 
     async fn get_entry(
