@@ -92,6 +92,15 @@ impl Tables {
                         t.saturating_duration_since(now)
                     });
                     (table_event::Type::Delete, residual(left))
+                } else if let Some(at) = self.hidden_until(&e.node) {
+                    // Hidden: its owner failed. The residual reap time says
+                    // so, and for how long the entry is kept, so that a node
+                    // that never knew the owner can keep it too (see
+                    // `handle_table_event`); Go NetworkDB sends the same.
+                    (
+                        table_event::Type::Create,
+                        residual(at.saturating_duration_since(now)),
+                    )
                 } else {
                     (table_event::Type::Create, 0)
                 };

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::api::event_name;
 use super::codec::{self, Decoded};
-use super::peers::Attachment;
+use super::peers::{Attachment, Node, NodeState};
 use super::proto::{
     network_event, node_event, table_event, MessageType, NetworkEntry, NetworkEvent,
     NetworkPushPull, NodeEvent, TableEvent,
@@ -288,8 +288,12 @@ impl Tables {
         // older versions, and refusing it because its writer is unknown here
         // (it crashed before we heard of it, or was reaped) would let a
         // stale copy of the entry outlive it.
+        let mut adopted = false;
         if !deleting && !self.peers.is_attached(&ev.node_name, nid) {
-            return false;
+            if !(bulk && ev.residual_reap_time > 0 && self.adopt_failed_owner(ev, now)) {
+                return false;
+            }
+            adopted = true;
         }
         let prev = self.store.get(nid, &ev.table_name, &ev.key);
         if let Some(prev) = prev {
@@ -312,6 +316,11 @@ impl Tables {
             reap_at: deleting.then(|| now + reap),
         };
         self.apply(nid, &ev.table_name, &ev.key, entry);
+        if adopted {
+            // Kept for convergence only; every peer that holds it can
+            // send it in its own bulk syncs.
+            return false;
+        }
         if !present && deleting {
             // A tombstone for an entry we never had: only worth relaying
             // from a bulk sync, once in sync, and while it has a good part
@@ -319,5 +328,61 @@ impl Tables {
             return bulk && in_sync && reap > self.cfg.reap_entry_interval / 6;
         }
         in_sync
+    }
+}
+
+impl Tables {
+    /// A bulk sync carries an entry hidden at its sender (a create with a
+    /// residual reap time) whose owner we never knew attached: it failed
+    /// before we heard of it, or we reaped it first. Record the owner as
+    /// failed and attached, kept for the residual time the sender gives,
+    /// so the entry is kept hidden here as everywhere else. Without this
+    /// a node started after the owner failed refuses the entry, and its
+    /// own write of the key at a lower Lamport time shows here while the
+    /// older replicas keep the failed owner's (until the 24 h reap).
+    ///
+    /// The deadline is the sender's, never extended: an owner that other
+    /// nodes have reaped comes back here for at most what the latest of
+    /// them had left. Active members are not adopted (their attachments
+    /// arrive with their network events), nor members that left.
+    fn adopt_failed_owner(&mut self, ev: &TableEvent, now: Instant) -> bool {
+        let name = ev.node_name.as_str();
+        if name.is_empty() || name == self.cfg.node_name {
+            return false;
+        }
+        let until = now + Duration::from_secs(ev.residual_reap_time.unsigned_abs().into());
+        match self.peers.nodes.get_mut(name) {
+            None => {
+                self.peers.nodes.insert(
+                    name.to_string(),
+                    Node {
+                        state: NodeState::Failed,
+                        ltime: 0,
+                        addr: None,
+                        reap_at: Some(until),
+                    },
+                );
+            }
+            Some(n) if n.state == NodeState::Failed => {}
+            Some(_) => return false,
+        }
+        let atts = self.peers.attachments.entry(name.to_string()).or_default();
+        match atts.get(&ev.network_id) {
+            // It left the network: its entries went with it.
+            Some(a) if a.leaving => return false,
+            Some(_) => {}
+            None => {
+                atts.insert(
+                    ev.network_id.clone(),
+                    Attachment {
+                        ltime: 0,
+                        leaving: false,
+                        reap_at: None,
+                    },
+                );
+            }
+        }
+        tracing::debug!(node = name, network = %ev.network_id, "keeping a failed owner's entry from a bulk sync");
+        true
     }
 }

@@ -39,6 +39,14 @@
 //!   tombstone was reaped while we could not hear it) is dropped, so a
 //!   long failure cannot bring back a deleted entry. Failed nodes are
 //!   retried every second ([`Output::Reconnect`]).
+//! - **Hidden entries travel**: bulk syncs carry them as creates with the
+//!   owner's residual reap time (as Go NetworkDB does). A node that never
+//!   knew the owner (started after it failed) keeps them hidden too, for
+//!   that residual time, and records the owner as failed; libnetwork
+//!   ignores them. Without this, the newcomer's own write of such a key, at
+//!   a lower Lamport time, would show there and nowhere else for 24 h;
+//!   with it, every replica keeps the later Lamport time (the failed
+//!   owner's, hidden) and the key is free to be written again above it.
 //! - **Nothing waits**: an unsolicited bulk sync waits for its answer (a
 //!   bulk sync back with a later Lamport time) up to a configurable timeout
 //!   as a deadline, not a blocked thread; a periodic sync that fails or
@@ -282,6 +290,16 @@ impl Tables {
     /// True when this node is in the network and not leaving it.
     fn joined(&self, nid: &str) -> bool {
         self.local.get(nid).is_some_and(|n| !n.leaving)
+    }
+
+    /// When the entries of `owner`, a failed member, are reaped; `None`
+    /// when it has not failed.
+    fn hidden_until(&self, owner: &str) -> Option<Instant> {
+        self.peers
+            .nodes
+            .get(owner)
+            .filter(|n| n.state == NodeState::Failed)
+            .and_then(|n| n.reap_at)
     }
 
     /// True when the entry is shown to reads and watchers.

@@ -791,3 +791,100 @@ fn tables_deep_nesting_is_dropped_not_recursed() {
     t.handle_message("x", &msg, now);
     assert_eq!(t.stats().malformed, 1);
 }
+
+/// A bulk sync carries entries hidden at the sender with their owner's
+/// residual reap time. A node that never knew the owner keeps them hidden
+/// too (so a write of its own at a lower Lamport time cannot diverge from
+/// the older replicas), for that residual time only; gossip, a create
+/// without a residual time, and an owner that left are still refused.
+#[test]
+fn tables_a_failed_owners_entries_reach_nodes_that_never_knew_it_hidden() {
+    let mut c = Cluster::new(&["n1", "n2", "n3"]);
+    c.join_all("net");
+    let now = c.now;
+    let mine = c
+        .node("n1")
+        .create_entry("net", "t", "k", b"mine".to_vec(), now)
+        .unwrap();
+    let ev = |node: &str, key: &str, residual_reap_time: i32| {
+        codec::encode_table_event(&TableEvent {
+            r#type: table_event::Type::Create as i32,
+            l_time: mine + 50,
+            node_name: node.into(),
+            network_id: "net".into(),
+            table_name: "t".into(),
+            key: key.into(),
+            value: b"ghost".to_vec(),
+            residual_reap_time,
+        })
+    };
+    let bulk = |from: &str, parts: Vec<Vec<u8>>| {
+        codec::encode_bulk_sync(&BulkSyncMessage {
+            l_time: mine + 60,
+            unsolicited: false,
+            node_name: from.into(),
+            networks: vec!["net".into()],
+            payload: codec::encode_compound(&parts),
+        })
+    };
+    let now = c.now;
+    // Gossip never adopts an unknown owner.
+    c.node("n1")
+        .handle_message("n2", &ev("ghost", "k", 100), now);
+    assert_eq!(c.table("n1", "net", "t"), kv(&[("k", "mine")]));
+    // Nor a bulk sync without a residual time (the sender holds the owner
+    // alive: its attachment arrives with its network events).
+    let msg = bulk("n2", vec![ev("ghost", "k0", 0)]);
+    c.node("n1").handle_message("n2", &msg, now);
+    assert_eq!(c.nodes["n1"].stats().nodes_failed, 0);
+    // A bulk sync with one does, hidden, and its later Lamport time wins.
+    let msg = bulk("n2", vec![ev("ghost", "k", 100), ev("ghost", "k3", 100)]);
+    c.node("n1").handle_message("n2", &msg, now);
+    let st = c.nodes["n1"].stats();
+    assert_eq!(c.table("n1", "net", "t"), vec![]);
+    assert_eq!((st.networks["net"].hidden, st.nodes_failed), (2, 1));
+    // Its own bulk syncs pass them on, with what is left of the time.
+    let sent_before = c.sent.len();
+    c.node("n1").member_failed("n3", now);
+    c.node("n1").member_joined("n3", addr(2), now);
+    c.pump();
+    let carried: Vec<TableEvent> = c.sent[sent_before..]
+        .iter()
+        .filter(|(from, to, _, _)| from == "n1" && to == "n3")
+        .filter_map(|(_, _, b, _)| match codec::decode(b) {
+            Ok(Decoded::BulkSync(bsm)) => Some(bsm),
+            _ => None,
+        })
+        .flat_map(|bsm| match codec::decode(&bsm.payload) {
+            Ok(Decoded::Compound(parts)) => parts,
+            _ => vec![],
+        })
+        .filter_map(|p| match codec::decode(&p) {
+            Ok(Decoded::Table { event, .. }) if event.node_name == "ghost" => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(carried.len(), 2, "{carried:?}");
+    assert!(carried
+        .iter()
+        .all(|e| (1..=100).contains(&e.residual_reap_time)));
+    // The key is free to write again, above the witnessed time.
+    let now = c.now;
+    let again = c
+        .node("n1")
+        .create_entry("net", "t", "k", b"again".to_vec(), now)
+        .unwrap();
+    assert!(again > mine + 50);
+    // Gone when the sender's residual time runs out, not 24 h later.
+    c.run(Duration::from_secs(110));
+    let st = c.nodes["n1"].stats();
+    assert_eq!((st.networks["net"].hidden, st.nodes_failed), (0, 0));
+    assert_eq!(c.table("n1", "net", "t"), kv(&[("k", "again")]));
+    // An owner that left is not brought back.
+    let now = c.now;
+    c.node("n1").member_left("n2", now);
+    let msg = bulk("n3", vec![ev("n2", "k2", 100)]);
+    c.node("n1").handle_message("n3", &msg, now);
+    assert_eq!(c.nodes["n1"].stats().networks["net"].hidden, 0);
+    assert_eq!(c.table("n1", "net", "t"), kv(&[("k", "again")]));
+}
