@@ -113,14 +113,15 @@ impl Peer {
         let log = test_temp_dir().join(format!("{seq:03}-{name}-{kind}.log"));
         let mut log_file = File::create(&log)
             .map_err(|e| Error::new(format!("cannot create peer log {}: {e}", log.display())))?;
-        let _ = writeln!(log_file, "# {cmd:?}");
+        let shown = shown_command_line(&cmd);
+        let _ = writeln!(log_file, "# {shown}");
 
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
-            .map_err(|e| Error::new(format!("cannot start {kind} peer {name}: {cmd:?}: {e}")))?;
+            .map_err(|e| Error::new(format!("cannot start {kind} peer {name}: {shown}: {e}")))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let shared = Arc::new(Shared {
             view: Mutex::new(View::default()),
@@ -518,4 +519,24 @@ fn clock_ticks() -> u64 {
             .filter(|&t| t > 0)
             .unwrap_or(100)
     })
+}
+
+/// The command line as logs show it: each `--key` value replaced by its
+/// fingerprint, so that no log holds key bytes, not even a test key's.
+fn shown_command_line(cmd: &Command) -> String {
+    let mut out = vec![cmd.get_program().to_string_lossy().into_owned()];
+    let mut key_next = false;
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        let hex = a.len() % 2 == 0 && a.bytes().all(|b| b.is_ascii_hexdigit());
+        out.push(if key_next && hex {
+            crate::keys::fingerprint(&a)
+        } else if key_next {
+            "<key>".to_string()
+        } else {
+            a.to_string()
+        });
+        key_next = a == "--key";
+    }
+    out.join(" ")
 }
