@@ -53,19 +53,63 @@ pub struct SimArgs {
     /// converged snapshot (every node then holds its own table).
     #[arg(long)]
     join: bool,
+    /// Stop the run with an error when this process's resident memory
+    /// passes this many MiB (checked every virtual second; 0: no limit).
+    #[arg(long, default_value_t = 4096)]
+    max_memory_mb: u64,
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|e| format!("--{what} {s}: {e}"))
 }
 
-/// Peak resident memory of this process, from /proc (Linux).
-fn peak_rss() -> Option<String> {
+/// A field of /proc/self/status (Linux), as written there.
+fn proc_status(field: &str) -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .map(|l| l["VmHWM:".len()..].trim().to_string())
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// Peak resident memory of this process.
+fn peak_rss() -> Option<String> {
+    proc_status("VmHWM")
+}
+
+/// Resident memory of this process now, in KiB.
+fn rss_kib() -> Option<u64> {
+    proc_status("VmRSS")?
+        .strip_suffix(" kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The memory budget of a run: an error naming the figures once the
+/// process holds more than `limit_mb` MiB.
+fn memory_guard(a: &SimArgs) -> impl FnMut(Duration) -> Result<(), String> + '_ {
+    move |t| {
+        let Some(kib) = rss_kib().filter(|_| a.max_memory_mb > 0) else {
+            return Ok(());
+        };
+        if kib / 1024 <= a.max_memory_mb {
+            return Ok(());
+        }
+        let hint = if a.scenario == Scenario::Partition {
+            " (after a partition every node holds its own view of the other \
+             side: memory grows with the square of --nodes)"
+        } else {
+            ""
+        };
+        Err(format!(
+            "stopped at {:.0} s of virtual time: {} MiB resident, over --max-memory-mb {}{hint}; \
+             run fewer --nodes, or raise --max-memory-mb",
+            t.as_secs_f64(),
+            kib / 1024,
+            a.max_memory_mb
+        ))
+    }
 }
 
 fn run(a: &SimArgs) -> Result<(), String> {
@@ -97,7 +141,7 @@ fn run(a: &SimArgs) -> Result<(), String> {
     cfg.partition_for = secs(a.partition_secs, "partition-secs")?;
     let started = Instant::now();
     // Virtual time starts now; the simulation never reads the clock again.
-    let report = sim::run_scenario(&cfg, started)?;
+    let report = sim::run_scenario_guarded(&cfg, started, memory_guard(a))?;
     let wall = started.elapsed();
     println!("{report}");
     println!(

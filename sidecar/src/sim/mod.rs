@@ -25,7 +25,7 @@ mod trace;
 
 pub use self::core::Core;
 pub use net::LinkModel;
-pub use scenario::{run_scenario, Report, Scenario, ScenarioConfig};
+pub use scenario::{run_scenario, run_scenario_guarded, Report, Scenario, ScenarioConfig};
 pub use trace::Fnv64;
 
 use std::cmp::Ordering;

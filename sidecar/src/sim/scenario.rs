@@ -299,6 +299,20 @@ const STEP: Duration = Duration::from_millis(50);
 /// # Errors
 /// A node's configuration is invalid, or too few nodes for the scenario.
 pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, String> {
+    run_scenario_guarded(cfg, base, |_| Ok(()))
+}
+
+/// As [`run_scenario`], calling `guard` with the virtual time reached once
+/// per virtual second; an error from it ends the run with that error (the
+/// command uses it to stop a run that outgrows its memory budget).
+///
+/// # Errors
+/// As [`run_scenario`], or the guard's.
+pub fn run_scenario_guarded(
+    cfg: &ScenarioConfig,
+    base: Instant,
+    mut guard: impl FnMut(Duration) -> Result<(), String>,
+) -> Result<Report, String> {
     let n = cfg.sim.nodes;
     if n < 2 {
         return Err(format!("{n} nodes: a scenario needs at least 2"));
@@ -437,6 +451,9 @@ pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, Strin
                     learned[i] = Some(since);
                 }
             }
+        }
+        if next.as_secs() != t.as_secs() {
+            guard(next)?;
         }
         t = next;
     }
