@@ -11,6 +11,13 @@ use super::codec::{self, Decoded};
 use super::proto::{table_event, BulkSyncMessage, TableEvent};
 use super::{SendId, Tables};
 
+/// A hidden entry is sent in bulk syncs only while its owner has at least
+/// this long left before it is reaped; a receiver that adopts it keeps it
+/// one second less than it was told (`adopt_failed_owner`), so every hop
+/// moves the deadline earlier and two nodes cannot keep handing a reaped
+/// owner's entries back and forth.
+pub(super) const MIN_HIDDEN_RESIDUAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why an unsolicited bulk sync was sent, which says what its failure does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -96,11 +103,14 @@ impl Tables {
                     // Hidden: its owner failed. The residual reap time says
                     // so, and for how long the entry is kept, so that a node
                     // that never knew the owner can keep it too (see
-                    // `handle_table_event`); Go NetworkDB sends the same.
-                    (
-                        table_event::Type::Create,
-                        residual(at.saturating_duration_since(now)),
-                    )
+                    // `adopt_failed_owner`); Go NetworkDB sends the same.
+                    // Not sent in its last seconds (or overdue, waiting for
+                    // the reaper): it is going everywhere anyway.
+                    let left = at.saturating_duration_since(now);
+                    if left < MIN_HIDDEN_RESIDUAL {
+                        continue;
+                    }
+                    (table_event::Type::Create, residual(left))
                 } else {
                     (table_event::Type::Create, 0)
                 };

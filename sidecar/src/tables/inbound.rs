@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::api::event_name;
+use super::bulksync::MIN_HIDDEN_RESIDUAL;
 use super::codec::{self, Decoded};
 use super::peers::{Attachment, Node, NodeState};
 use super::proto::{
@@ -290,7 +291,8 @@ impl Tables {
         // stale copy of the entry outlive it.
         let mut adopted = false;
         if !deleting && !self.peers.is_attached(&ev.node_name, nid) {
-            if !(bulk && ev.residual_reap_time > 0 && self.adopt_failed_owner(ev, now)) {
+            let told = Duration::from_secs(ev.residual_reap_time.max(0).unsigned_abs().into());
+            if !(bulk && told >= MIN_HIDDEN_RESIDUAL && self.adopt_failed_owner(ev, told, now)) {
                 return false;
             }
             adopted = true;
@@ -341,16 +343,21 @@ impl Tables {
     /// own write of the key at a lower Lamport time shows here while the
     /// older replicas keep the failed owner's (until the 24 h reap).
     ///
-    /// The deadline is the sender's, never extended: an owner that other
-    /// nodes have reaped comes back here for at most what the latest of
-    /// them had left. Active members are not adopted (their attachments
-    /// arrive with their network events), nor members that left.
-    fn adopt_failed_owner(&mut self, ev: &TableEvent, now: Instant) -> bool {
+    /// The deadline is a second before the sender's (and at most our node
+    /// reap interval), never extended: an owner that other nodes have
+    /// reaped comes back here for less than the latest of them had left,
+    /// and a chain of such hops ends. Active members are not
+    /// adopted (their attachments arrive with their network events), nor
+    /// members that left.
+    fn adopt_failed_owner(&mut self, ev: &TableEvent, told: Duration, now: Instant) -> bool {
         let name = ev.node_name.as_str();
         if name.is_empty() || name == self.cfg.node_name {
             return false;
         }
-        let until = now + Duration::from_secs(ev.residual_reap_time.unsigned_abs().into());
+        // A second less than we were told (see `MIN_HIDDEN_RESIDUAL`), and
+        // never longer than we would keep a failed node of our own.
+        let keep = (told - Duration::from_secs(1)).min(self.cfg.node_reap_interval);
+        let until = now + keep;
         match self.peers.nodes.get_mut(name) {
             None => {
                 self.peers.nodes.insert(
