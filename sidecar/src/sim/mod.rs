@@ -811,6 +811,16 @@ fn event_kind(e: &Event) -> String {
     }
 }
 
+/// Cases for a property test: `PROPTEST_CASES` when set (a longer run),
+/// else `default`.
+#[cfg(test)]
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[cfg(test)]
 mod tables_tests;
 #[cfg(test)]

@@ -275,11 +275,8 @@ fn run(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // PROPTEST_CASES=N for a longer run.
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
-        ..ProptestConfig::default()
-    })]
+    // PROPTEST_CASES=N for a longer run.
+    #![proptest_config(ProptestConfig { cases: proptest_cases(64), ..ProptestConfig::default() })]
 
     /// After any crashes, cuts, isolations, partitions and heals with
     /// writes and deletes in between, a final heal, new nodes starting,

@@ -155,11 +155,8 @@ fn fault() -> impl Strategy<Value = Fault> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // PROPTEST_CASES=N for a longer run.
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
-        ..ProptestConfig::default()
-    })]
+    // PROPTEST_CASES=N for a longer run.
+    #![proptest_config(ProptestConfig { cases: proptest_cases(24), ..ProptestConfig::default() })]
 
     /// After any crashes, cuts, isolations and partitions, a heal, restarts
     /// of some crashed nodes and quiescence, every live node agrees on

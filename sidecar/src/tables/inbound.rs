@@ -291,7 +291,7 @@ impl Tables {
         // stale copy of the entry outlive it.
         let mut adopted = false;
         if !deleting && !self.peers.is_attached(&ev.node_name, nid) {
-            let told = Duration::from_secs(ev.residual_reap_time.max(0).unsigned_abs().into());
+            let told = Duration::from_secs(u64::try_from(ev.residual_reap_time).unwrap_or(0));
             if !(bulk && told >= MIN_HIDDEN_RESIDUAL && self.adopt_failed_owner(ev, told, now)) {
                 return false;
             }
@@ -331,9 +331,7 @@ impl Tables {
         }
         in_sync
     }
-}
 
-impl Tables {
     /// A bulk sync carries an entry hidden at its sender (a create with a
     /// residual reap time) whose owner we never knew attached: it failed
     /// before we heard of it, or we reaped it first. Record the owner as
@@ -354,41 +352,39 @@ impl Tables {
         if name.is_empty() || name == self.cfg.node_name {
             return false;
         }
-        // A second less than we were told (see `MIN_HIDDEN_RESIDUAL`), and
-        // never longer than we would keep a failed node of our own.
-        let keep = (told - Duration::from_secs(1)).min(self.cfg.node_reap_interval);
-        let until = now + keep;
-        match self.peers.nodes.get_mut(name) {
-            None => {
-                self.peers.nodes.insert(
-                    name.to_string(),
-                    Node {
-                        state: NodeState::Failed,
-                        ltime: 0,
-                        addr: None,
-                        reap_at: Some(until),
-                    },
-                );
-            }
-            Some(n) if n.state == NodeState::Failed => {}
-            Some(_) => return false,
-        }
-        let atts = self.peers.attachments.entry(name.to_string()).or_default();
-        match atts.get(&ev.network_id) {
+        let nid = ev.network_id.as_str();
+        let attachment = self.peers.attachments.get(name).and_then(|a| a.get(nid));
+        if attachment.is_some_and(|a| a.leaving) {
             // It left the network: its entries went with it.
-            Some(a) if a.leaving => return false,
-            Some(_) => {}
-            None => {
-                atts.insert(
-                    ev.network_id.clone(),
-                    Attachment {
-                        ltime: 0,
-                        leaving: false,
-                        reap_at: None,
-                    },
-                );
-            }
+            return false;
         }
+        match self.peers.state(name) {
+            None => {
+                // A second less than we were told (see
+                // `MIN_HIDDEN_RESIDUAL`), and never longer than we would
+                // keep a failed node of our own.
+                let keep = (told - Duration::from_secs(1)).min(self.cfg.node_reap_interval);
+                let node = Node {
+                    state: NodeState::Failed,
+                    ltime: 0,
+                    addr: None,
+                    reap_at: Some(now + keep),
+                };
+                self.peers.nodes.insert(name.to_string(), node);
+            }
+            Some(NodeState::Failed) => {}
+            Some(NodeState::Active | NodeState::Left) => return false,
+        }
+        self.peers
+            .attachments
+            .entry(name.to_string())
+            .or_default()
+            .entry(nid.to_string())
+            .or_insert(Attachment {
+                ltime: 0,
+                leaving: false,
+                reap_at: None,
+            });
         tracing::debug!(node = name, network = %ev.network_id, "keeping a failed owner's entry from a bulk sync");
         true
     }
