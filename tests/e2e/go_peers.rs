@@ -1,9 +1,10 @@
 //! Go-only scenarios: prove the harness and the Go memberlist peer.
 
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use gossamer_tests::{Cluster, Flags, Kind, MemberState, Peer};
+use gossamer_tests::{workspace_root, Cluster, Flags, Kind, MemberState, Peer};
 
 const T: Duration = Duration::from_secs(20);
 const GO3: [Kind; 3] = [Kind::Go, Kind::Go, Kind::Go];
@@ -180,4 +181,40 @@ fn different_labels_never_join() {
         let members = peer.members().unwrap();
         assert_eq!(members.len(), 1, "{}", peer.report("sees only itself"));
     }
+}
+
+/// Runs `go <args>` in `tests/interop/<dir>` and fails with its output.
+fn go(dir: &str, args: &[&str]) {
+    let cwd = workspace_root().join("tests/interop").join(dir);
+    let out = Command::new("go")
+        .args(args)
+        .current_dir(&cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `go` in {}: {e}; install Go", cwd.display()));
+    assert!(
+        out.status.success(),
+        "`go {}` in {} failed ({}):\n{}{}",
+        args.join(" "),
+        cwd.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The Go programs the interop tests rely on pass `go vet`, and the byte
+/// counting transport both peers share passes its own tests (among them:
+/// shutting down under load returns, which once hung a NetworkDB close).
+#[test]
+fn go_interop_programs_vet_clean_and_the_shared_transport_passes_its_tests() {
+    for dir in [
+        "wirecount",
+        "peer",
+        "networkdb-peer",
+        "golden",
+        "networkdb-golden",
+    ] {
+        go(dir, &["vet", "./..."]);
+    }
+    go("wirecount", &["test", "-count=1", "./..."]);
 }

@@ -30,4 +30,7 @@ require (
 	github.com/sirupsen/logrus v1.10.2 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
+	gossamer.dev/interop/wirecount v0.0.0
 )
+
+replace gossamer.dev/interop/wirecount => ../wirecount

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/moby/moby/v2/daemon/libnetwork/networkdb"
+	"gossamer.dev/interop/wirecount"
 )
 
 // command is one stdin line; each command reads the fields it needs.
@@ -42,7 +43,7 @@ type command struct {
 type peer struct {
 	db    *networkdb.NetworkDB
 	ml    *memberlist.Memberlist
-	stats *wireStats
+	stats *wirecount.Stats
 	// mu serialises commands with the exit path.
 	mu       sync.Mutex
 	closed   bool
@@ -90,7 +91,7 @@ func start(o *options) (*peer, error) {
 	conf.BindPort = o.port
 	conf.Keys = o.keys
 
-	stats := &wireStats{}
+	stats := &wirecount.Stats{}
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{o.ip},
 		BindPort:  o.port,
@@ -98,7 +99,7 @@ func start(o *options) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind %s:%d: %w", o.ip, o.port, err)
 	}
-	if err := setUnexported(conf, "transport", memberlist.Transport(newCountingTransport(nt, stats))); err != nil {
+	if err := setUnexported(conf, "transport", memberlist.Transport(wirecount.New(nt, stats))); err != nil {
 		_ = nt.Shutdown()
 		return nil, err
 	}
@@ -208,7 +209,7 @@ func (p *peer) run(c *command) {
 		sort.Strings(names)
 		emit(obj{"ev": "peers", "network": c.Network, "peers": names})
 	case "stats":
-		emit(p.stats.event())
+		emit(obj(p.stats.Event()))
 	case "leave":
 		// NetworkDB has no leave without close: Close sends the node leave
 		// event, leaves memberlist and shuts it down. The process stays up.

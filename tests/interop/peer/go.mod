@@ -17,4 +17,7 @@ require (
 	github.com/sean-/seed v0.0.0-20170313163322-e2103e2c3529 // indirect
 	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
+	gossamer.dev/interop/wirecount v0.0.0
 )
+
+replace gossamer.dev/interop/wirecount => ../wirecount

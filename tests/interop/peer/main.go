@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"gossamer.dev/interop/wirecount"
 )
 
 // command is one stdin line; each command reads the fields it needs.
@@ -36,7 +37,7 @@ type command struct {
 type peer struct {
 	ml       *memberlist.Memberlist
 	del      *delegate
-	stats    *wireStats
+	stats    *wirecount.Stats
 	exitOnce sync.Once
 	// mu serialises commands with the exit path, so memberlist never sees
 	// Leave after Shutdown (which panics).
@@ -79,7 +80,7 @@ func start(o *options) (*peer, error) {
 	logger := log.New(countDecryptFailures(os.Stderr), conf.Name+" ", log.LstdFlags|log.Lmicroseconds)
 	conf.Logger = logger
 
-	stats := &wireStats{}
+	stats := &wirecount.Stats{}
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{conf.BindAddr},
 		BindPort:  conf.BindPort,
@@ -88,7 +89,7 @@ func start(o *options) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind %s:%d: %w", conf.BindAddr, conf.BindPort, err)
 	}
-	conf.Transport = newCountingTransport(nt, stats)
+	conf.Transport = wirecount.New(nt, stats)
 
 	var live atomic.Pointer[memberlist.Memberlist]
 	del := &delegate{
@@ -173,7 +174,7 @@ func (p *peer) run(c *command) {
 		p.del.setMeta([]byte(c.Data))
 		p.answer(c.Cmd, p.ml.UpdateNode(timeoutOr(c.TimeoutMs, 5*time.Second)))
 	case "stats":
-		emit(withKeyStats(p.stats.event()))
+		emit(withKeyStats(obj(p.stats.Event())))
 	case "leave":
 		if err := p.ml.Leave(timeoutOr(c.TimeoutMs, time.Second)); err != nil {
 			p.answer(c.Cmd, err)
