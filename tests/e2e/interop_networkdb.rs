@@ -32,9 +32,11 @@ const T: Duration = Duration::from_secs(60);
 /// fails the test after [`T`] naming `$what`.
 macro_rules! eventually {
     ($what:expr, $cond:expr) => {{
-        let deadline = Instant::now() + T;
+        let start = Instant::now();
+        let deadline = start + T;
         loop {
             if $cond {
+                eprintln!("{:>6.1}s  {}", start.elapsed().as_secs_f64(), $what);
                 break;
             }
             assert!(Instant::now() < deadline, "not within {T:?}: {}", $what);
@@ -395,16 +397,53 @@ async fn a_sidecar_restarted_as_a_new_node_gets_the_tables_back_by_bulk_sync() {
         "r1b is a member of the cluster on go's side",
         go.members().unwrap().iter().any(|m| m.node == "r1b")
     );
+    eventually!(
+        "r1b has g0 and r2 as members",
+        r1b.peer
+            .members()
+            .unwrap()
+            .iter()
+            .filter(|m| m.node == "g0" || m.node == "r2")
+            .count()
+            == 2
+    );
     r1b.api
         .join_network(pb::NetworkRequest {
             network: NET.into(),
         })
         .await
         .unwrap();
-    eventually!(
-        "bulk sync restored the table on r1b",
-        rust_list(&mut r1b).await == expected
-    );
+    // The join's push/pull told r1b who is in the network (memberlist
+    // merges node states before the state naming them), so the network
+    // join bulk-syncs with g0 and r2 at once rather than waiting for a
+    // periodic sync.
+    let peers = rust_net_peers(&mut r1b).await;
+    assert!(peers >= 3, "r1b knows g0 and r2 in {NET}: {peers} peers");
+    let deadline = Instant::now() + T;
+    loop {
+        let got = rust_list(&mut r1b).await;
+        if got == expected {
+            eprintln!(
+                "{:>6.1}s  bulk sync restored r1b",
+                (T - (deadline - Instant::now())).as_secs_f64()
+            );
+            break;
+        }
+        if Instant::now() >= deadline {
+            let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+            let extra: Vec<_> = got
+                .iter()
+                .filter(|(k, _)| !expected.contains_key(*k))
+                .collect();
+            panic!(
+                "not within {T:?}: bulk sync restored the table on r1b\n  missing: {missing:?}\n  \
+                 extra: {extra:?}\n{}\n{}",
+                r1b.peer.report("r1b"),
+                go.report("g0")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The new incarnation at the old address purged the old node on both
     // sides: its entry is gone, not hidden until the 24 h node reap.

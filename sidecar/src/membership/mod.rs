@@ -909,13 +909,11 @@ impl<D: Delegate> Membership<D> {
         })
     }
 
+    /// Merges a peer's push/pull: its node states first, then its user
+    /// state, as memberlist does. The order matters to the delegate:
+    /// NetworkDB ignores network attachments of nodes it has not been told
+    /// of, so the joins must reach it before the state that names them.
     fn merge_remote(&mut self, pp: PushPull, now: Instant) {
-        if !pp.user_state.is_empty() {
-            self.emit(Event::RemoteState {
-                data: pp.user_state,
-                join: pp.join,
-            });
-        }
         for r in pp.nodes {
             let Some(status) = NodeStatus::from_wire(r.state) else {
                 debug!(node = %r.name, state = r.state, "push/pull entry with unknown state");
@@ -953,6 +951,12 @@ impl<D: Delegate> Membership<D> {
                     self.suspect_node(s, now);
                 }
             }
+        }
+        if !pp.user_state.is_empty() {
+            self.emit(Event::RemoteState {
+                data: pp.user_state,
+                join: pp.join,
+            });
         }
     }
 

@@ -395,6 +395,45 @@ fn user_messages_broadcasts_and_state_cross() {
 }
 
 #[test]
+fn a_joiner_hears_of_the_nodes_before_the_state_that_names_them() {
+    // n0 and n1 form a cluster; n2 joins through n0. On n2, the push/pull
+    // reply's node states (n0 and n1 joined) come before its user state,
+    // as in memberlist: NetworkDB drops attachments of unknown nodes.
+    let mut net = Net::new();
+    for i in 0..3 {
+        let a = net.add(i, |_| {});
+        let s = format!("state-of-n{i}");
+        net.nodes
+            .get_mut(&a)
+            .unwrap()
+            .set_local_state(s.into_bytes());
+    }
+    let now = net.now;
+    net.nodes.get_mut(&addr(1)).unwrap().join(&[addr(0)], now);
+    net.pump();
+    net.run(Duration::from_secs(3));
+    net.events.clear();
+    let now = net.now;
+    net.nodes.get_mut(&addr(2)).unwrap().join(&[addr(0)], now);
+    net.pump();
+    let at2: Vec<&Event> = net
+        .events
+        .iter()
+        .filter(|(a, _)| *a == addr(2))
+        .map(|(_, e)| e)
+        .collect();
+    let pos = |f: &dyn Fn(&Event) -> bool| at2.iter().position(|e| f(e));
+    let state =
+        pos(&|e| matches!(e, Event::RemoteState { data, join: true } if data == b"state-of-n0"))
+            .expect("n0's state reached n2");
+    for n in ["n0", "n1"] {
+        let joined = pos(&|e| matches!(e, Event::Join(m) if m.name == n))
+            .unwrap_or_else(|| panic!("{n} joined on n2: {at2:?}"));
+        assert!(joined < state, "{n} joined after the state: {at2:?}");
+    }
+}
+
+#[test]
 fn metadata_update_reaches_everyone() {
     let mut net = Net::cluster(4);
     net.run(Duration::from_secs(3));
