@@ -47,6 +47,28 @@ fn run(kind: Kind, n: usize, idle: Duration) -> Figures {
             .expect("join command");
     }
     let limit = Duration::from_secs(120);
+    // A slow convergence names, from each node's own member table, whom it
+    // has not heard of after 5 s: the figure alone does not say why.
+    let early = Duration::from_secs(5);
+    let on_time = peers.iter().all(|p| {
+        p.wait_for(|v| v.alive().len() == n, early.saturating_sub(t0.elapsed()))
+            .is_ok()
+    });
+    if !on_time {
+        for p in &peers {
+            let known = p.members().expect("members");
+            let missing: Vec<String> = (0..n)
+                .map(|i| format!("n{i}"))
+                .filter(|name| !known.iter().any(|m| &m.node == name))
+                .collect();
+            if !missing.is_empty() {
+                eprintln!(
+                    "{kind} n={n}: after {early:?}, {} has not heard of {missing:?}",
+                    p.name()
+                );
+            }
+        }
+    }
     for p in &peers {
         p.wait_for(|v| v.alive().len() == n, limit.saturating_sub(t0.elapsed()))
             .expect("converges");

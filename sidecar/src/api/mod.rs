@@ -337,6 +337,8 @@ impl TablesApi for Service {
                 if w.network != net || w.table != table {
                     continue;
                 }
+                // Shared with the other watchers; copied only when they remain.
+                let w = std::sync::Arc::unwrap_or_clone(w);
                 let (kind, value, prev_value) = match w.change {
                     Change::Created { value } => {
                         (pb::watch_event::Type::Created, value, Vec::new())

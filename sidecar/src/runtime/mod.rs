@@ -11,7 +11,7 @@ mod stream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket};
@@ -31,8 +31,14 @@ use crate::wire::StreamMessage;
 /// limit on concurrent push/pulls).
 const MAX_INBOUND_STREAMS: usize = 128;
 /// Table changes buffered for watchers; one that falls further behind
-/// loses its place (and is told so).
+/// loses its place (and is told so). A bulk sync delivers all its changes
+/// in one turn of the node task, so this bounds the largest sync a watcher
+/// rides through. Slots hold an `Arc` (a few dozen bytes each, about 2.5 MiB
+/// in all), and the buffer exists only once someone watches.
 const WATCH_BUFFER: usize = 1 << 16;
+
+/// The watch channel, created by the first watcher.
+type WatchChannel = Arc<OnceLock<tokio::sync::broadcast::Sender<Arc<WatchEvent>>>>;
 
 /// A call run on the node's task, with the node and the current time.
 type Call = Box<dyn FnOnce(&mut Node, std::time::Instant) + Send>;
@@ -109,7 +115,7 @@ impl std::fmt::Debug for Call2 {
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     cmds: mpsc::UnboundedSender<Command>,
-    watch: tokio::sync::broadcast::Sender<WatchEvent>,
+    watch: WatchChannel,
     traffic: Arc<Traffic>,
     addr: SocketAddr,
     name: String,
@@ -164,8 +170,10 @@ impl NodeHandle {
     /// A new receiver of every table change from now on. Subscribe inside
     /// [`NodeHandle::call`] and read the table there too, so that no change
     /// falls between the read and the subscription.
-    pub fn subscribe_watch(&self) -> tokio::sync::broadcast::Receiver<WatchEvent> {
-        self.watch.subscribe()
+    pub fn subscribe_watch(&self) -> tokio::sync::broadcast::Receiver<Arc<WatchEvent>> {
+        self.watch
+            .get_or_init(|| tokio::sync::broadcast::channel(WATCH_BUFFER).0)
+            .subscribe()
     }
 
     fn send(&self, c: Command) {
@@ -340,7 +348,7 @@ pub async fn start(
     let tables = node::tables_config(&cfg);
     let core = Node::new(cfg, tables, seed, nonces, std::time::Instant::now())
         .map_err(StartError::Config)?;
-    let (watch, _) = tokio::sync::broadcast::channel(WATCH_BUFFER);
+    let watch = WatchChannel::default();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let traffic = Arc::new(Traffic::default());
@@ -386,7 +394,7 @@ struct Shell {
     udp: Arc<UdpSocket>,
     traffic: Arc<Traffic>,
     events: mpsc::UnboundedSender<Event>,
-    watch: tokio::sync::broadcast::Sender<WatchEvent>,
+    watch: WatchChannel,
 }
 
 impl Shell {
@@ -542,8 +550,10 @@ impl Shell {
                     let _ = self.events.send(e);
                 }
                 Output::Watch(w) => {
-                    // No watcher: nothing to do.
-                    let _ = self.watch.send(w);
+                    // No watcher yet, or none left: nothing to do.
+                    if let Some(tx) = self.watch.get() {
+                        let _ = tx.send(Arc::new(w));
+                    }
                 }
             }
         }
