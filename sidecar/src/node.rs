@@ -118,7 +118,14 @@ impl Node {
             tables,
             fixed_state: None,
         };
-        let m = Membership::with_delegate(mcfg, seed, nonces, app, now)?;
+        let mut m = Membership::with_delegate(mcfg, seed, nonces, app, now)?;
+        // Both gossip on the same interval (see `tables_config`); on the same
+        // grid too, one wakeup serves both.
+        let same_interval =
+            m.config().gossip_interval == m.delegate().tables.config().gossip_interval;
+        if let Some(at) = m.next_gossip_at().filter(|_| same_interval) {
+            m.delegate_mut().tables.align_gossip(at);
+        }
         Ok(Node {
             m,
             reconnects: HashMap::new(),

@@ -146,6 +146,9 @@ pub struct Membership<D = NoDelegate> {
     user_broadcasts: BroadcastQueue,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     timer_seq: u64,
+    /// When the gossip timer is next due: gossip runs on a fixed grid, as
+    /// memberlist's ticker does, so that others can share its wakeups.
+    next_gossip: Option<Instant>,
     acks: HashMap<u32, AckHandler>,
     streams: HashMap<StreamId, StreamPurpose>,
     next_stream: StreamId,
@@ -223,6 +226,7 @@ impl<D: Delegate> Membership<D> {
             user_broadcasts: BroadcastQueue::default(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            next_gossip: None,
             acks: HashMap::new(),
             streams: HashMap::new(),
             next_stream: 0,
@@ -248,6 +252,7 @@ impl<D: Delegate> Membership<D> {
         m.arm(now + probe_stagger, Timer::Probe);
         if !m.cfg.gossip_interval.is_zero() {
             let s = m.stagger(m.cfg.gossip_interval);
+            m.next_gossip = Some(now + s);
             m.arm(now + s, Timer::Gossip);
         }
         if !m.cfg.push_pull_interval.is_zero() {
@@ -426,6 +431,12 @@ impl<D: Delegate> Membership<D> {
             return None;
         }
         self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// When the next gossip round is due (`None` when gossip is off). The
+    /// rounds fall on a fixed grid of the gossip interval.
+    pub fn next_gossip_at(&self) -> Option<Instant> {
+        self.next_gossip
     }
 
     /// Runs every timer due at `now`.
@@ -658,7 +669,14 @@ impl<D: Delegate> Membership<D> {
             Timer::ProbeDeadline(seq) => self.probe_deadline(seq, now),
             Timer::Gossip => {
                 self.gossip(now);
-                let at = now + self.cfg.gossip_interval;
+                // The next tick of the grid; a late wakeup skips the ticks
+                // it missed (as a Go ticker drops them).
+                let every = self.cfg.gossip_interval;
+                let mut at = self.next_gossip.unwrap_or(now) + every;
+                if at <= now {
+                    at = now + every;
+                }
+                self.next_gossip = Some(at);
                 self.arm(at, Timer::Gossip);
             }
             Timer::PushPull => {

@@ -444,8 +444,25 @@ fn new_node_over_a_crashed_owners_hidden_entry() {
         join_network(&mut sim, i);
     }
     sim.run_for(secs(3));
-    write(&mut sim, &mut ops, 3, 0, false);
-    sim.run_for(Duration::from_millis(87));
+    // n3 writes k0 three times (Lamport time 3), and each version reaches
+    // the others by gossip before n3 crashes.
+    let k0 = (TABLE.to_string(), key_of(0));
+    for _ in 0..3 {
+        write(&mut sim, &mut ops, 3, 0, false);
+        let latest = entries(&sim, 3)[&k0].clone();
+        for _ in 0..200 {
+            if [0, 1, 2]
+                .iter()
+                .all(|&i| entries(&sim, i).get(&k0) == Some(&latest))
+            {
+                break;
+            }
+            sim.run_for(Duration::from_millis(10));
+        }
+        for i in [0, 1, 2] {
+            assert_eq!(entries(&sim, i).get(&k0), Some(&latest), "n3's k0 on n{i}");
+        }
+    }
     sim.crash(3);
     sim.run_for(Duration::from_millis(50));
     sim.crash(1);
@@ -460,10 +477,7 @@ fn new_node_over_a_crashed_owners_hidden_entry() {
     tables_agree(&sim, &ops).unwrap();
     for i in [0, 2, 4, 5] {
         let shown = entries(&sim, i);
-        assert!(
-            !shown.contains_key(&(TABLE.to_string(), key_of(0))),
-            "n{i} shows k0: {shown:?}"
-        );
+        assert!(!shown.contains_key(&k0), "n{i} shows k0: {shown:?}");
     }
 }
 

@@ -227,6 +227,13 @@ impl Tables {
         )
     }
 
+    /// Moves the gossip rounds onto another timer's grid (the first round
+    /// at `at`, then every gossip interval), so that a node running both
+    /// wakes once for the two.
+    pub fn align_gossip(&mut self, at: Instant) {
+        self.timers.gossip = at;
+    }
+
     /// Runs the periodic work due at `now` (gossip, bulk sync, reaper,
     /// reconnects) and fails bulk syncs whose answer is overdue.
     pub fn handle_timeout(&mut self, now: Instant) {
