@@ -29,9 +29,13 @@ const TABLE: &str = "backends";
 const T: Duration = Duration::from_secs(60);
 
 /// Polls `$cond` (which may `.await`) every 100 ms until it holds, or
-/// fails the test after [`T`] naming `$what`.
+/// fails the test after [`T`] naming `$what` (and showing `$detail`, which
+/// may `.await` too, when given).
 macro_rules! eventually {
-    ($what:expr, $cond:expr) => {{
+    ($what:expr, $cond:expr) => {
+        eventually!($what, $cond, String::new())
+    };
+    ($what:expr, $cond:expr, $detail:expr) => {{
         let start = Instant::now();
         let deadline = start + T;
         loop {
@@ -39,7 +43,9 @@ macro_rules! eventually {
                 eprintln!("{:>6.1}s  {}", start.elapsed().as_secs_f64(), $what);
                 break;
             }
-            assert!(Instant::now() < deadline, "not within {T:?}: {}", $what);
+            if Instant::now() >= deadline {
+                panic!("not within {T:?}: {}\n{}", $what, $detail);
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }};
@@ -121,17 +127,19 @@ async fn rust_list(s: &mut Sidecar) -> BTreeMap<String, String> {
 }
 
 /// Peers of [`NET`] a sidecar counts (itself included).
-async fn rust_net_peers(s: &mut Sidecar) -> u64 {
+/// The sidecar's health of [`NET`], `None` when it has not joined.
+async fn rust_net_health(s: &mut Sidecar) -> Option<pb::NetworkHealth> {
     let h = s
         .api
         .health(pb::HealthRequest {})
         .await
         .unwrap()
         .into_inner();
-    h.networks
-        .iter()
-        .find(|n| n.network == NET)
-        .map_or(0, |n| n.peers)
+    h.networks.into_iter().find(|n| n.network == NET)
+}
+
+async fn rust_net_peers(s: &mut Sidecar) -> u64 {
+    rust_net_health(s).await.map_or(0, |n| n.peers)
 }
 
 /// Waits until the Go node and every sidecar hold all `n` nodes as members
@@ -340,20 +348,10 @@ async fn a_failed_owner_is_hidden_on_both_sides() {
         "r1 hides the dead go node's entry",
         rust_get(&mut r1, "of-go").await.is_none()
     );
-    let h = r1
-        .api
-        .health(pb::HealthRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let net = h
-        .networks
-        .iter()
-        .find(|n| n.network == NET)
-        .expect("joined");
+    let net = rust_net_health(&mut r1).await.expect("joined");
     assert!(
         net.hidden >= 2,
-        "both failed owners' entries are kept hidden: {h:?}"
+        "both failed owners' entries are kept hidden: {net:?}"
     );
 }
 
@@ -419,31 +417,16 @@ async fn a_sidecar_restarted_as_a_new_node_gets_the_tables_back_by_bulk_sync() {
     // periodic sync.
     let peers = rust_net_peers(&mut r1b).await;
     assert!(peers >= 3, "r1b knows g0 and r2 in {NET}: {peers} peers");
-    let deadline = Instant::now() + T;
-    loop {
-        let got = rust_list(&mut r1b).await;
-        if got == expected {
-            eprintln!(
-                "{:>6.1}s  bulk sync restored r1b",
-                (T - (deadline - Instant::now())).as_secs_f64()
-            );
-            break;
-        }
-        if Instant::now() >= deadline {
-            let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
-            let extra: Vec<_> = got
-                .iter()
-                .filter(|(k, _)| !expected.contains_key(*k))
-                .collect();
-            panic!(
-                "not within {T:?}: bulk sync restored the table on r1b\n  missing: {missing:?}\n  \
-                 extra: {extra:?}\n{}\n{}",
-                r1b.peer.report("r1b"),
-                go.report("g0")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually!(
+        "bulk sync restored the table on r1b",
+        rust_list(&mut r1b).await == expected,
+        format!(
+            "  expected: {expected:?}\n  r1b holds: {:?}\n{}\n{}",
+            rust_list(&mut r1b).await,
+            r1b.peer.report("r1b"),
+            go.report("g0")
+        )
+    );
 
     // The new incarnation at the old address purged the old node on both
     // sides: its entry is gone, not hidden until the 24 h node reap.
@@ -455,18 +438,8 @@ async fn a_sidecar_restarted_as_a_new_node_gets_the_tables_back_by_bulk_sync() {
         "r2 purged r1's entry",
         rust_get(&mut r2, "r1-old").await.is_none()
     );
-    let h = r2
-        .api
-        .health(pb::HealthRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let net = h
-        .networks
-        .iter()
-        .find(|n| n.network == NET)
-        .expect("joined");
-    assert_eq!(net.hidden, 0, "{h:?}");
+    let net = rust_net_health(&mut r2).await.expect("joined");
+    assert_eq!(net.hidden, 0, "{net:?}");
 
     // And it takes part as any other node.
     r1b.api.create_entry(write("r1b-new", "n")).await.unwrap();
