@@ -311,3 +311,26 @@ fn other_user_messages_still_reach_the_application() {
         );
     }
 }
+
+#[test]
+fn membership_and_tables_gossip_share_their_wakeups() {
+    // A lone idle node on the LAN profile: memberlist and the tables both
+    // gossip every 200 ms, and on one grid they take 5 wakeups a second
+    // between them, not 10. Probes (1/s), reconnect tries (1/s) and the
+    // reaper (1 per 5 s) come on top: about 7 a second in all.
+    let start = Instant::now();
+    let m = membership::Config::lan("n0".to_string(), addr(0));
+    let t = tables_config(&m);
+    let mut node = Node::new(m, t, 7, NonceRng::seed_from_u64(7), start).unwrap();
+    let end = start + Duration::from_secs(20);
+    let mut wakeups = 0;
+    while let Some(at) = node.poll_timeout().filter(|at| *at <= end) {
+        node.handle_timeout(at);
+        while node.poll_output().is_some() {}
+        wakeups += 1;
+    }
+    assert!(
+        (100..160).contains(&wakeups),
+        "{wakeups} wakeups in 20 s: tables gossip is off membership's grid"
+    );
+}
