@@ -40,7 +40,7 @@ const KEYS: u8 = 6;
 
 /// Slots in a network: all in net-a, even slots in net-b.
 fn in_net(slot: usize, net: usize) -> bool {
-    net == 0 || slot % 2 == 0
+    net == 0 || slot.is_multiple_of(2)
 }
 
 fn cfg(name: &str) -> Config {

@@ -1,0 +1,257 @@
+//! Each key's phase, and which key is primary.
+//!
+//! The rules, from DESIGN.md's rotation contract:
+//! - a key is *installed* once every member holds it (with no members,
+//!   nothing needs to hold it, so every usable key is installed);
+//! - the primary is the newest installed key that is not being deleted; if
+//!   no key qualifies, the oldest usable key not being deleted, then the
+//!   oldest being deleted (so a cluster never loses its only key early);
+//! - a deleted key leaves the keyrings (and its finalizer is released) only
+//!   when no member encrypts with it: with no members at once (even the
+//!   last key: nobody uses it, and a held finalizer would block deleting
+//!   the namespace); otherwise once it is not the primary, every member has
+//!   reported, and none names it as its primary.
+
+use gossamer_operator_api::KeyPhase;
+
+use crate::{KeyInput, KeyReports, KeyState};
+
+/// What the operator decided about one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDecision {
+    /// GossipKey name.
+    pub name: String,
+    /// Its phase.
+    pub phase: KeyPhase,
+    /// Its fingerprint, when its bytes are usable.
+    pub fingerprint: Option<String>,
+    /// Members holding it.
+    pub holders: u32,
+    /// How the snapshot carries it; `None`: not in the keyrings.
+    pub state: Option<KeyState>,
+    /// The finalizer may go: the key is gone from every keyring.
+    pub release: bool,
+}
+
+/// The decisions for all keys of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyPlan {
+    /// One per GossipKey, in input order.
+    pub decisions: Vec<KeyDecision>,
+    /// The primary key's object name.
+    pub primary: Option<String>,
+}
+
+/// Decides every key's phase for a cluster of `members` sidecars.
+pub fn plan_keys(keys: &[KeyInput], members: u32, reports: &KeyReports) -> KeyPlan {
+    let holders = |fp: &str| reports.holders.get(fp).copied().unwrap_or(0);
+    let installed = |fp: &str| members == 0 || holders(fp) >= members;
+    // Usable keys, oldest first.
+    let mut usable: Vec<(&KeyInput, &str)> = keys
+        .iter()
+        .filter_map(|k| k.material.as_ref().ok().map(|m| (k, m.fingerprint())))
+        .collect();
+    usable.sort_by(|a, b| (&a.0.created, &a.0.name).cmp(&(&b.0.created, &b.0.name)));
+
+    let primary = usable
+        .iter()
+        .rev()
+        .find(|(k, fp)| !k.deleting && installed(fp))
+        .or_else(|| usable.iter().find(|(k, _)| !k.deleting))
+        .or_else(|| usable.first())
+        .map(|(k, _)| k.name.clone());
+
+    let everyone_reported = members == 0 || reports.reporting >= members;
+    let decisions = keys
+        .iter()
+        .map(|k| {
+            let is_primary = primary.as_deref() == Some(k.name.as_str());
+            match &k.material {
+                // Unusable bytes: nothing to install, nothing to remove.
+                Err(_) => KeyDecision {
+                    name: k.name.clone(),
+                    phase: if k.deleting {
+                        KeyPhase::Retiring
+                    } else {
+                        KeyPhase::Pending
+                    },
+                    fingerprint: None,
+                    holders: 0,
+                    state: None,
+                    release: k.deleting,
+                },
+                Ok(m) => {
+                    let fp = m.fingerprint();
+                    let encrypting = reports.encrypting.get(fp).copied().unwrap_or(0);
+                    let removable =
+                        members == 0 || (!is_primary && everyone_reported && encrypting == 0);
+                    let (phase, state) = if k.deleting {
+                        // Retiring => removed once nobody encrypts with it.
+                        let state = if removable {
+                            None
+                        } else {
+                            Some(KeyState::Retiring)
+                        };
+                        (KeyPhase::Retiring, state)
+                    } else if is_primary {
+                        (KeyPhase::Primary, Some(KeyState::Primary))
+                    } else if installed(fp) {
+                        // Distributing => Installed: every member holds it.
+                        (KeyPhase::Installed, Some(KeyState::Secondary))
+                    } else {
+                        // Pending => Distributing: usable, not yet everywhere.
+                        (KeyPhase::Distributing, Some(KeyState::Secondary))
+                    };
+                    KeyDecision {
+                        name: k.name.clone(),
+                        phase,
+                        fingerprint: Some(fp.to_string()),
+                        holders: holders(fp),
+                        state,
+                        release: k.deleting && removable,
+                    }
+                }
+            }
+        })
+        .collect();
+    KeyPlan { decisions, primary }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyMaterial, Problem};
+
+    fn key(name: &str, created: &str, byte: u8) -> KeyInput {
+        KeyInput {
+            name: name.into(),
+            created: created.into(),
+            deleting: false,
+            material: KeyMaterial::new(vec![byte; 32], "ns", name, "key"),
+        }
+    }
+
+    fn phases(plan: &KeyPlan) -> Vec<(&str, KeyPhase)> {
+        plan.decisions
+            .iter()
+            .map(|d| (d.name.as_str(), d.phase))
+            .collect()
+    }
+
+    #[test]
+    fn without_members_the_newest_key_is_primary_at_once() {
+        let keys = [
+            key("k0", "2026-01-01T00:00:00Z", 0),
+            key("k1", "2026-02-01T00:00:00Z", 1),
+        ];
+        let plan = plan_keys(&keys, 0, &KeyReports::default());
+        assert_eq!(plan.primary.as_deref(), Some("k1"));
+        assert_eq!(
+            phases(&plan),
+            [("k0", KeyPhase::Installed), ("k1", KeyPhase::Primary)]
+        );
+    }
+
+    #[test]
+    fn with_members_and_no_reports_the_oldest_key_stays_primary() {
+        let keys = [
+            key("k0", "2026-01-01T00:00:00Z", 0),
+            key("k1", "2026-02-01T00:00:00Z", 1),
+        ];
+        let plan = plan_keys(&keys, 3, &KeyReports::default());
+        assert_eq!(plan.primary.as_deref(), Some("k0"));
+        assert_eq!(
+            phases(&plan),
+            [("k0", KeyPhase::Primary), ("k1", KeyPhase::Distributing)]
+        );
+    }
+
+    #[test]
+    fn a_key_every_member_holds_becomes_primary() {
+        let keys = [
+            key("k0", "2026-01-01T00:00:00Z", 0),
+            key("k1", "2026-02-01T00:00:00Z", 1),
+        ];
+        let fp1 = keys[1].material.as_ref().unwrap().fingerprint().to_string();
+        let mut reports = KeyReports {
+            reporting: 3,
+            ..Default::default()
+        };
+        reports.holders.insert(fp1.clone(), 2);
+        assert_eq!(plan_keys(&keys, 3, &reports).primary.as_deref(), Some("k0"));
+        reports.holders.insert(fp1, 3);
+        assert_eq!(plan_keys(&keys, 3, &reports).primary.as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn a_deleted_key_is_held_while_members_may_encrypt_with_it() {
+        let mut keys = [
+            key("k0", "2026-01-01T00:00:00Z", 0),
+            key("k1", "2026-02-01T00:00:00Z", 1),
+        ];
+        keys[0].deleting = true;
+        let fp0 = keys[0].material.as_ref().unwrap().fingerprint().to_string();
+        let fp1 = keys[1].material.as_ref().unwrap().fingerprint().to_string();
+        // No reports: held.
+        let plan = plan_keys(&keys, 2, &KeyReports::default());
+        assert_eq!(plan.decisions[0].phase, KeyPhase::Retiring);
+        assert!(!plan.decisions[0].release);
+        assert_eq!(plan.decisions[0].state, Some(KeyState::Retiring));
+        // Everyone reported, one still encrypts with k0: held.
+        let mut reports = KeyReports {
+            reporting: 2,
+            ..Default::default()
+        };
+        reports.holders.insert(fp1.clone(), 2);
+        reports.encrypting.insert(fp0.clone(), 1);
+        reports.encrypting.insert(fp1.clone(), 1);
+        assert!(!plan_keys(&keys, 2, &reports).decisions[0].release);
+        // Nobody encrypts with it: removed and released.
+        reports.encrypting.remove(&fp0);
+        let plan = plan_keys(&keys, 2, &reports);
+        assert!(plan.decisions[0].release);
+        assert_eq!(plan.decisions[0].state, None);
+        assert_eq!(plan.primary.as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn the_only_key_stays_while_members_encrypt_with_it() {
+        let mut keys = [key("k0", "2026-01-01T00:00:00Z", 0)];
+        keys[0].deleting = true;
+        let fp0 = keys[0].material.as_ref().unwrap().fingerprint().to_string();
+        let mut reports = KeyReports {
+            reporting: 1,
+            ..Default::default()
+        };
+        reports.encrypting.insert(fp0, 1);
+        let plan = plan_keys(&keys, 1, &reports);
+        assert_eq!(plan.primary.as_deref(), Some("k0"));
+        assert!(!plan.decisions[0].release);
+        assert_eq!(plan.decisions[0].state, Some(KeyState::Retiring));
+        // Nobody left to use it: released, so a namespace can be deleted.
+        let plan = plan_keys(&keys, 0, &KeyReports::default());
+        assert!(plan.decisions[0].release);
+        assert_eq!(plan.decisions[0].state, None);
+    }
+
+    #[test]
+    fn an_unusable_key_is_pending_and_never_primary() {
+        let keys = [
+            key("k0", "2026-01-01T00:00:00Z", 0),
+            KeyInput {
+                name: "bad".into(),
+                created: "2026-03-01T00:00:00Z".into(),
+                deleting: false,
+                material: Err(Problem::SecretMissing {
+                    namespace: "ns".into(),
+                    name: "s".into(),
+                    key: "key".into(),
+                }),
+            },
+        ];
+        let plan = plan_keys(&keys, 0, &KeyReports::default());
+        assert_eq!(plan.primary.as_deref(), Some("k0"));
+        assert_eq!(plan.decisions[1].phase, KeyPhase::Pending);
+        assert_eq!(plan.decisions[1].state, None);
+    }
+}

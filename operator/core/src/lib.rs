@@ -1,0 +1,32 @@
+//! The operator's decisions, as pure functions of the watched objects.
+//!
+//! Nothing here talks to the API server, reads a clock or draws a random
+//! number: the index (`gossamer-operator-index`) folds watch events into a
+//! [`ClusterState`], and this crate turns that into a versioned config
+//! [`Snapshot`], each key's [`KeyPhase`](gossamer_operator_api::KeyPhase)
+//! and every object's status. The runtime writes what it decides. So every
+//! decision is tested without an API server.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod fingerprint;
+mod keys;
+mod problem;
+mod selector;
+mod snapshot;
+mod state;
+mod status;
+mod version;
+
+pub use fingerprint::{fingerprint, network_id};
+pub use keys::{plan_keys, KeyDecision, KeyPlan};
+pub use problem::Problem;
+pub use selector::Selector;
+pub use snapshot::{
+    build_snapshot, GossipSettings, KeyBytes, KeyState, Snapshot, SnapshotKey, SnapshotNetwork,
+};
+pub use state::{
+    ClusterRef, ClusterState, KeyInput, KeyMaterial, KeyReports, Member, NetworkInput, PeersInput,
+};
+pub use status::{key_status, network_status, peers_status, resolve_peers, Acks};
+pub use version::{Stamp, Versioner};

@@ -1,0 +1,67 @@
+//! Command line and environment.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Gossamer's operator.
+#[derive(Debug, Parser)]
+#[command(name = "gossamer-operator", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
+    Crd,
+    /// Run the operator.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// kubeconfig to use; default: in-cluster config, else $KUBECONFIG or
+    /// ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gossamer-system")]
+    pub namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "gossamer-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease; default: $POD_NAME, else the
+    /// host name and the process id.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a leader's Lease stays valid without renewal; the other
+    /// replica takes over within this when the leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=600))]
+    pub lease_duration_secs: u64,
+    /// Seconds before expiry the leader renews.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub lease_grace_secs: u64,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "GOSSAMER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Gossip port every sidecar binds and seeds are dialled on.
+    #[arg(long, default_value_t = 7946)]
+    pub gossip_port: u16,
+    /// memberlist profile of every sidecar.
+    #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
+    pub gossip_profile: String,
+    /// Seconds between full resyncs of every object (beside watch events).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=86400))]
+    pub resync_secs: u64,
+}

@@ -1,0 +1,133 @@
+//! What every reconcile and loop shares.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use gossamer_operator_core::{Acks, ClusterRef, GossipSettings};
+use gossamer_operator_index::Index;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::Client;
+use tokio::sync::{broadcast, Notify};
+
+use crate::metrics::Metrics;
+
+/// The field manager of every status and object the operator applies.
+pub const FIELD_MANAGER: &str = "gossamer-operator";
+
+/// Which watches have delivered their first full list.
+#[derive(Default)]
+pub struct Synced {
+    pub networks: AtomicBool,
+    pub keys: AtomicBool,
+    pub peers: AtomicBool,
+    pub pods: AtomicBool,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub index: Mutex<Index>,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub gossip: GossipSettings,
+    pub resync: Duration,
+    pub synced: Synced,
+    /// Current snapshot version per cluster (what the leader stored).
+    pub versions: Mutex<HashMap<ClusterRef, u64>>,
+    /// Wakes the snapshot loop: the index has dirty clusters.
+    pub snapshot_wake: Notify,
+    /// Fired for every Pod event: member counts and seeds may change.
+    pub pod_events: broadcast::Sender<()>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        gossip: GossipSettings,
+        resync: Duration,
+    ) -> Self {
+        Context {
+            client,
+            index: Mutex::new(Index::new()),
+            metrics: Metrics::new(),
+            recorder,
+            gossip,
+            resync,
+            synced: Synced::default(),
+            versions: Mutex::new(HashMap::new()),
+            snapshot_wake: Notify::new(),
+            // A lagging receiver loses ticks, not information: any tick
+            // reconciles everything, and the debounce folds bursts.
+            pod_events: broadcast::channel(16).0,
+        }
+    }
+
+    /// The index. A panic while holding it cannot leave it half-updated in
+    /// a way later readers could not use (every update is one map insert
+    /// or removal), so a poisoned lock is taken over.
+    pub fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first watch that has not listed yet, if any.
+    pub fn unsynced(&self) -> Option<&'static str> {
+        let s = &self.synced;
+        [
+            (&s.networks, "GossipNetworks"),
+            (&s.keys, "GossipKeys"),
+            (&s.peers, "BootstrapPeers"),
+            (&s.pods, "Pods"),
+        ]
+        .into_iter()
+        .find(|(flag, _)| !flag.load(Ordering::Acquire))
+        .map(|(_, what)| what)
+    }
+
+    /// What the sidecars acknowledged of a cluster's snapshot. The control
+    /// stream fills the running members; until then only the version.
+    pub fn acks(&self, c: &ClusterRef) -> Acks {
+        let version = self
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(c)
+            .copied();
+        Acks {
+            version,
+            ..Acks::default()
+        }
+    }
+
+    /// Publishes an Event; failing to is logged, never fatal.
+    pub async fn event(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, reference).await {
+            tracing::warn!(error = %e, reason, "cannot publish an Event");
+        }
+    }
+
+    pub fn refresh_gauges(&self) {
+        let ix = self.index();
+        self.metrics.index_members.set(ix.member_count() as i64);
+        self.metrics.index_clusters.set(ix.clusters().len() as i64);
+    }
+}

@@ -1,0 +1,317 @@
+//! GossipKey: reads (or generates) the key's bytes, decides its phase, holds
+//! its finalizer until the key has left every keyring.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gossamer_operator_api::{GossipKey, KEY_FINALIZER};
+use gossamer_operator_core::{key_status, plan_keys, KeyMaterial, Problem};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::ByteString;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+
+use super::network::now;
+use super::{apply_status, cluster_ref, condition_events, timed};
+use crate::context::{Context, FIELD_MANAGER};
+use crate::error::{Error, Result};
+use crate::metrics::ErrorLabels;
+
+/// The data key of a generated Secret.
+const GENERATED_DATA_KEY: &str = "key";
+
+/// The name of the Secret the operator generates for a key without
+/// `spec.secretRef`.
+pub fn generated_secret_name(key_name: &str) -> String {
+    format!("gossamer-key-{key_name}")
+}
+
+pub async fn reconcile(key: Arc<GossipKey>, ctx: Arc<Context>) -> Result<Action> {
+    timed(&ctx, "GossipKey", reconcile_inner(key, ctx.clone())).await
+}
+
+async fn reconcile_inner(key: Arc<GossipKey>, ctx: Arc<Context>) -> Result<Action> {
+    let name = key.name_any();
+    let ns = key
+        .namespace()
+        .ok_or_else(|| Error::MissingField(name.clone(), "namespace"))?;
+    let api: Api<GossipKey> = Api::namespaced(ctx.client.clone(), &ns);
+    let deleting = key.metadata.deletion_timestamp.is_some();
+    let has_finalizer = key.finalizers().iter().any(|f| f == KEY_FINALIZER);
+    if !deleting && !has_finalizer {
+        // The key must leave every keyring before the object goes.
+        let mut finalizers = key.finalizers().to_vec();
+        finalizers.push(KEY_FINALIZER.to_string());
+        set_finalizers(&api, &key, finalizers).await?;
+    }
+
+    let (material, secret_name) = read_material(&ctx, &key, &ns, deleting).await?;
+    let c = cluster_ref(Some(ns.clone()), &key.spec.cluster);
+    let state = {
+        let mut ix = ctx.index();
+        ix.apply_key(&key);
+        ix.set_key_material(&c, &name, material.clone());
+        ix.cluster(&c)
+    };
+    ctx.snapshot_wake.notify_one();
+
+    let members = state.members.len() as u32;
+    let plan = plan_keys(&state.keys, members, &state.key_reports);
+    let Some(decision) = plan.decisions.iter().find(|d| d.name == name) else {
+        // The index lost the key between our write and read: a delete raced
+        // us. The delete event reconciles what is left.
+        return Ok(Action::await_change());
+    };
+    let problem = material.as_ref().err();
+    if let Some(p) = problem {
+        ctx.metrics
+            .rejected
+            .get_or_create(&ErrorLabels {
+                kind: "GossipKey",
+                error: p.reason(),
+            })
+            .inc();
+    }
+    let old = key.status.as_ref();
+    let status = key_status(
+        decision,
+        problem,
+        members,
+        secret_name,
+        key.metadata.generation,
+        old,
+        &now(),
+    );
+    if apply_status(&api, &key, old, &status).await? {
+        let reference = key.object_ref(&());
+        let old_phase = old.and_then(|s| s.phase);
+        if old_phase != status.phase {
+            let from = old_phase.map_or("none", |p| p.as_str());
+            let to = status.phase.map_or("none", |p| p.as_str());
+            let fp = status.fingerprint.as_deref().unwrap_or("no usable bytes");
+            ctx.event(
+                &reference,
+                false,
+                "PhaseChanged",
+                to,
+                format!("key {fp}: {from} -> {to}"),
+            )
+            .await;
+        }
+        condition_events(
+            &ctx,
+            key.as_ref(),
+            old.map(|s| s.conditions.as_slice()).unwrap_or_default(),
+            &status.conditions,
+        )
+        .await;
+    }
+
+    if deleting {
+        if decision.release && has_finalizer {
+            // Retiring => removed: no keyring holds it any more.
+            let rest: Vec<String> = key
+                .finalizers()
+                .iter()
+                .filter(|f| *f != KEY_FINALIZER)
+                .cloned()
+                .collect();
+            set_finalizers(&api, &key, rest).await?;
+            let fp = decision.fingerprint.as_deref().unwrap_or("no usable bytes");
+            ctx.event(
+                &key.object_ref(&()),
+                false,
+                "Removed",
+                "RemoveKey",
+                format!("key {fp} left every keyring; releasing the object"),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    // Secrets are read, not watched: look again soon while one is missing.
+    Ok(match problem {
+        Some(_) => Action::requeue(Duration::from_secs(5)),
+        None => Action::requeue(ctx.resync),
+    })
+}
+
+/// Replaces the finalizer list, failing (and retrying) if the object
+/// changed meanwhile.
+async fn set_finalizers(
+    api: &Api<GossipKey>,
+    key: &GossipKey,
+    finalizers: Vec<String>,
+) -> Result<()> {
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": key.resource_version()}
+    });
+    api.patch(
+        &key.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "setting the finalizers of GossipKey {}",
+        key.name_any()
+    )))?;
+    Ok(())
+}
+
+/// The key's bytes, or why there are none, and the Secret they come from.
+async fn read_material(
+    ctx: &Context,
+    key: &GossipKey,
+    ns: &str,
+    deleting: bool,
+) -> Result<(Result<KeyMaterial, Problem>, Option<String>)> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(r) = &key.spec.secret_ref else {
+        return generated(ctx, key, ns, deleting, &secrets).await;
+    };
+    if let Some(other) = r.namespace.as_deref().filter(|n| *n != ns) {
+        let p = Problem::CrossNamespaceRef {
+            namespace: ns.into(),
+            secret_namespace: other.into(),
+        };
+        return Ok((Err(p), None));
+    }
+    // The schema requires both (CEL); an object from an older schema may not.
+    let (sname, skey) = (
+        r.name.clone().unwrap_or_default(),
+        r.key.clone().unwrap_or_default(),
+    );
+    let secret = secrets
+        .get_opt(&sname)
+        .await
+        .map_err(Error::kube(format!("reading Secret {ns}/{sname}")))?;
+    let material = match secret {
+        None => Err(Problem::SecretMissing {
+            namespace: ns.into(),
+            name: sname.clone(),
+            key: skey,
+        }),
+        Some(s) => bytes_of(&s, ns, &sname, &skey),
+    };
+    Ok((material, Some(sname)))
+}
+
+fn bytes_of(s: &Secret, ns: &str, name: &str, key: &str) -> Result<KeyMaterial, Problem> {
+    match s.data.as_ref().and_then(|d| d.get(key)) {
+        Some(b) => KeyMaterial::new(b.0.clone(), ns, name, key),
+        None => Err(Problem::SecretKeyMissing {
+            namespace: ns.into(),
+            name: name.into(),
+            key: key.into(),
+            present: s
+                .data
+                .iter()
+                .flat_map(|d| d.keys().cloned())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Reads the Secret the operator generated for this key, creating it (32
+/// random bytes, owned by the key, so the garbage collector removes it with
+/// the key) when it does not exist.
+async fn generated(
+    ctx: &Context,
+    key: &GossipKey,
+    ns: &str,
+    deleting: bool,
+    secrets: &Api<Secret>,
+) -> Result<(Result<KeyMaterial, Problem>, Option<String>)> {
+    let sname = generated_secret_name(&key.name_any());
+    let uid = key
+        .uid()
+        .ok_or_else(|| Error::MissingField(key.name_any(), "uid"))?;
+    let existing = secrets
+        .get_opt(&sname)
+        .await
+        .map_err(Error::kube(format!("reading Secret {ns}/{sname}")))?;
+    let secret = match existing {
+        Some(s) => {
+            let owned = s.owner_references().iter().any(|o| o.uid == uid);
+            if !owned {
+                let p = Problem::GeneratedSecretTaken {
+                    namespace: ns.into(),
+                    name: sname.clone(),
+                };
+                return Ok((Err(p), Some(sname)));
+            }
+            s
+        }
+        None if deleting => {
+            let p = Problem::SecretMissing {
+                namespace: ns.into(),
+                name: sname.clone(),
+                key: GENERATED_DATA_KEY.into(),
+            };
+            return Ok((Err(p), Some(sname)));
+        }
+        None => {
+            let mut bytes = vec![0u8; 32];
+            #[allow(clippy::disallowed_methods)] // key generation wants the OS-seeded CSPRNG
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(sname.clone()),
+                    namespace: Some(ns.into()),
+                    labels: Some(
+                        [(
+                            "app.kubernetes.io/managed-by".to_string(),
+                            FIELD_MANAGER.to_string(),
+                        )]
+                        .into(),
+                    ),
+                    owner_references: Some(vec![OwnerReference {
+                        api_version: GossipKey::api_version(&()).into(),
+                        kind: GossipKey::kind(&()).into(),
+                        name: key.name_any(),
+                        uid,
+                        controller: Some(true),
+                        block_owner_deletion: Some(true),
+                    }]),
+                    ..Default::default()
+                },
+                type_: Some("Opaque".into()),
+                data: Some([(GENERATED_DATA_KEY.to_string(), ByteString(bytes))].into()),
+                ..Default::default()
+            };
+            let created = secrets
+                .create(
+                    &PostParams {
+                        field_manager: Some(FIELD_MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &secret,
+                )
+                .await
+                .map_err(Error::kube(format!(
+                    "creating Secret {ns}/{sname} for a generated key"
+                )))?;
+            let fp = bytes_of(&created, ns, &sname, GENERATED_DATA_KEY)
+                .map(|m| m.fingerprint().to_string())
+                .unwrap_or_default();
+            ctx.event(
+                &key.object_ref(&()),
+                false,
+                "KeyGenerated",
+                "GenerateKey",
+                format!("generated a 32-byte key {fp} into Secret {sname}"),
+            )
+            .await;
+            created
+        }
+    };
+    Ok((
+        bytes_of(&secret, ns, &sname, GENERATED_DATA_KEY),
+        Some(sname),
+    ))
+}

@@ -1,0 +1,216 @@
+//! The snapshot loop (leader only): rebuilds the snapshot of every changed
+//! cluster and stores each new version in a ConfigMap per cluster, so
+//! versions keep growing across restarts and failovers.
+//!
+//! The ConfigMap `gossamer-snapshot-<cluster>` in the cluster's namespace
+//! holds `version`, `hash` and `snapshot.json` (the content with key
+//! fingerprints; key bytes never leave the TLS control stream). Writes
+//! carry the resourceVersion they read, so two replicas that both believe
+//! they lead can never store the same version twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gossamer_operator_core::{build_snapshot, ClusterRef, Stamp, Versioner};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::{Api, ResourceExt};
+
+use crate::context::{Context, FIELD_MANAGER};
+use crate::metrics::ClusterLabels;
+
+/// Label naming the cluster a snapshot ConfigMap belongs to.
+pub const SNAPSHOT_LABEL: &str = "gossamer.dev/snapshot-of";
+
+/// The ConfigMap name of a cluster's snapshot.
+pub fn configmap_name(cluster: &str) -> String {
+    format!("gossamer-snapshot-{cluster}")
+}
+
+struct Stored {
+    versioner: Versioner,
+    resource_version: Option<String>,
+}
+
+fn stamp_of(cm: &ConfigMap) -> Option<Stamp> {
+    let d = cm.data.as_ref()?;
+    Some(Stamp {
+        version: d.get("version")?.parse().ok()?,
+        hash: d.get("hash")?.clone(),
+    })
+}
+
+async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
+    let api: Api<ConfigMap> = Api::all(ctx.client.clone());
+    let list = api
+        .list(&ListParams::default().labels(SNAPSHOT_LABEL))
+        .await?;
+    let mut out = HashMap::new();
+    for cm in list {
+        let Some(cluster) = cm.labels().get(SNAPSHOT_LABEL).cloned() else {
+            continue;
+        };
+        let c = ClusterRef {
+            namespace: cm.namespace().unwrap_or_default(),
+            name: cluster,
+        };
+        let stamp = stamp_of(&cm);
+        if let Some(s) = &stamp {
+            ctx.versions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.clone(), s.version);
+        }
+        out.insert(
+            c,
+            Stored {
+                versioner: Versioner::resume(stamp),
+                resource_version: cm.resource_version(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Builds and, when the content changed, stores a cluster's snapshot.
+/// Why a snapshot could not be stored.
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("snapshot ConfigMap {0} kept changing under us (another writer?)")]
+    Contended(String),
+}
+
+async fn publish(
+    ctx: &Context,
+    stored: &mut HashMap<ClusterRef, Stored>,
+    c: &ClusterRef,
+) -> Result<(), PublishError> {
+    let state = ctx.index().cluster(c);
+    let snap = build_snapshot(c, &state, &ctx.gossip);
+    let hash = snap.content_hash();
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    let name = configmap_name(&c.name);
+    for _attempt in 0..3 {
+        let entry = stored.entry(c.clone()).or_insert(Stored {
+            versioner: Versioner::default(),
+            resource_version: None,
+        });
+        let Some(stamp) = entry.versioner.next(&hash) else {
+            return Ok(());
+        };
+        // Plain strings and vectors always serialize.
+        let content = serde_json::to_string_pretty(&snap).unwrap_or_default();
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(c.namespace.clone()),
+                resource_version: entry.resource_version.clone(),
+                labels: Some(
+                    [
+                        (SNAPSHOT_LABEL.to_string(), c.name.clone()),
+                        (
+                            "app.kubernetes.io/managed-by".to_string(),
+                            FIELD_MANAGER.to_string(),
+                        ),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            data: Some(
+                [
+                    ("version".to_string(), stamp.version.to_string()),
+                    ("hash".to_string(), stamp.hash.clone()),
+                    ("snapshot.json".to_string(), content),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let res = match entry.resource_version {
+            Some(_) => api.replace(&name, &pp, &cm).await,
+            None => api.create(&pp, &cm).await,
+        };
+        match res {
+            Ok(written) => {
+                entry.resource_version = written.resource_version();
+                entry.versioner.commit(stamp.clone());
+                ctx.versions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(c.clone(), stamp.version);
+                ctx.metrics.snapshots_written.inc();
+                ctx.metrics
+                    .snapshot_version
+                    .get_or_create(&ClusterLabels {
+                        namespace: c.namespace.clone(),
+                        cluster: c.name.clone(),
+                    })
+                    .set(stamp.version as i64);
+                tracing::info!(cluster = %c, version = stamp.version, networks = snap.networks.len(), keys = snap.keys.len(), peers = snap.peers.len(), "new config snapshot");
+                return Ok(());
+            }
+            // Someone else wrote it (a previous leader, or a stale cache):
+            // resume from what is stored and try again.
+            Err(kube::Error::Api(e)) if e.is_conflict() || e.is_already_exists() => {
+                let current = api.get_opt(&name).await?;
+                let (stamp, rv) = match &current {
+                    Some(cm) => (stamp_of(cm), cm.resource_version()),
+                    None => (entry.versioner.last().cloned(), None),
+                };
+                *entry = Stored {
+                    versioner: Versioner::resume(stamp),
+                    resource_version: rv,
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(PublishError::Contended(format!("{}/{name}", c.namespace)))
+}
+
+/// Runs until the task is dropped (leadership lost or shutdown).
+pub async fn run(ctx: Arc<Context>) {
+    let mut stored = loop {
+        match load(&ctx).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list stored snapshots; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    {
+        let mut ix = ctx.index();
+        ix.mark_all_dirty();
+        for c in stored.keys() {
+            ix.mark_dirty(c.clone());
+        }
+    }
+    loop {
+        let dirty = ctx.index().take_dirty();
+        ctx.metrics.snapshot_queue.set(dirty.len() as i64);
+        for (i, c) in dirty.iter().enumerate() {
+            if let Err(e) = publish(&ctx, &mut stored, c).await {
+                tracing::warn!(cluster = %c, error = %e, "cannot store the snapshot; retrying");
+                ctx.index().mark_dirty(c.clone());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            ctx.metrics.snapshot_queue.set((dirty.len() - i - 1) as i64);
+        }
+        tokio::select! {
+            _ = ctx.snapshot_wake.notified() => {
+                // Let a burst of events land in one build.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}
