@@ -7,10 +7,23 @@ source tests/setup.sh
 
 step() { printf '\n=== %s\n' "$*" >&2; }
 
+# The real-cluster tests run the Kubernetes binaries built from the Go
+# module proxy (seconds when cached, about 20 minutes cold). Built before
+# the cargo steps so a failure shows here, not as a test failure.
+step "Kubernetes binaries"
+kube_bin="$(bash tests/kube/install.sh | tail -n 1)"
+[ -x "$kube_bin/kube-apiserver" ] || { echo "tests/kube/install.sh printed no usable folder: $kube_bin" >&2; exit 1; }
+export GOSSAMER_KUBE_BIN="$kube_bin"
+
 step "format"
 cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+step "CRDs match the Rust types (crds/ is generated, never hand-edited)"
+cargo run -q -p gossamer-operator -- crd | diff -u crds/gossamer.dev.yaml - || {
+  echo "crds/gossamer.dev.yaml drifted from operator/api; regenerate: cargo run -p gossamer-operator -- crd > crds/gossamer.dev.yaml" >&2
+  exit 1
+}
 step "benches compile"
 cargo bench --workspace --no-run -q
 step "fuzz smoke run (each target ${FUZZ_SECS:-15} s)"

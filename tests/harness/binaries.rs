@@ -152,23 +152,46 @@ fn build_go(dir: &str, name: &str) -> PathBuf {
 /// If the build fails or the binary is still missing afterwards.
 pub fn sidecar_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(build_sidecar).clone()
+    BIN.get_or_init(|| {
+        let root = workspace_root();
+        build_workspace_binary(
+            "gossamer-sidecar",
+            &[
+                root.join("sidecar/src"),
+                root.join("sidecar/build.rs"),
+                root.join("sidecar/Cargo.toml"),
+            ],
+        )
+    })
+    .clone()
 }
 
-fn build_sidecar() -> PathBuf {
+/// The `gossamer-operator` binary of the same cargo profile as the running
+/// test, built as [`sidecar_binary`] builds the sidecar.
+///
+/// # Panics
+/// If the build fails or the binary is still missing afterwards.
+pub fn operator_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        build_workspace_binary("gossamer-operator", &[workspace_root().join("operator")])
+    })
+    .clone()
+}
+
+/// Builds binary `name` of the workspace package of the same name when it
+/// is missing or older than `sources` (or the workspace manifest and lock).
+fn build_workspace_binary(name: &str, sources: &[PathBuf]) -> PathBuf {
     let profile_dir = exe_profile_dir().unwrap_or_else(|| target_dir().join("debug"));
-    let bin = profile_dir.join("gossamer-sidecar");
+    let bin = profile_dir.join(name);
     let root = workspace_root();
-    // What the binary is built from; the crate's tests, benches and fuzz
-    // targets are left out, as cargo would not relink the binary for them.
-    let sources = [
-        root.join("sidecar/src"),
-        root.join("sidecar/build.rs"),
-        root.join("sidecar/Cargo.toml"),
-        root.join("Cargo.toml"),
-        root.join("Cargo.lock"),
-    ];
-    let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
+    // What the binary is built from; tests, benches and fuzz targets of the
+    // crate count too (cargo would not relink for them, so a rebuild is
+    // merely quick).
+    let mut all = sources.to_vec();
+    all.push(root.join("Cargo.toml"));
+    all.push(root.join("Cargo.lock"));
+    let newest_source = all.iter().filter_map(|p| newest_mtime(p)).max();
     let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
     let fresh = matches!((built, newest_source), (Some(b), Some(s)) if b >= s);
     if fresh {
@@ -176,14 +199,8 @@ fn build_sidecar() -> PathBuf {
     }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
-    cmd.args([
-        "build",
-        "-p",
-        "gossamer-sidecar",
-        "--bin",
-        "gossamer-sidecar",
-    ])
-    .current_dir(&root);
+    cmd.args(["build", "-p", name, "--bin", name])
+        .current_dir(&root);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
         Some("release") => {
@@ -198,14 +215,14 @@ fn build_sidecar() -> PathBuf {
     }
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("cannot run {:?} to build gossamer-sidecar: {e}", cargo));
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build {name}: {e}"));
     assert!(
         status.success(),
-        "building gossamer-sidecar failed ({status}); run `cargo build -p gossamer-sidecar` to see why"
+        "building {name} failed ({status}); run `cargo build -p {name}` to see why"
     );
     assert!(
         bin.is_file(),
-        "cargo built gossamer-sidecar but {} does not exist",
+        "cargo built {name} but {} does not exist",
         bin.display()
     );
     bin

@@ -15,6 +15,9 @@
 //! c.peers[2].kill();
 //! c.wait_all_mark("n2", MemberState::Dead, Duration::from_secs(20)).unwrap();
 //! ```
+//!
+//! [`kube`] runs a real Kubernetes control plane (etcd, kube-apiserver,
+//! kube-controller-manager) for tests of what crosses the Kubernetes API.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // The clock ban of clippy.toml is for the sans-IO core; this crate drives
@@ -26,19 +29,22 @@ mod cluster;
 mod error;
 mod flags;
 mod keys;
+pub mod kube;
 pub mod networkdb;
+pub mod operator;
 mod peer;
 mod ports;
 mod view;
 
 pub use binaries::{
-    go_peer_binary, networkdb_peer_binary, sidecar_binary, target_dir, test_temp_dir,
-    workspace_root,
+    go_peer_binary, networkdb_peer_binary, operator_binary, sidecar_binary, target_dir,
+    test_temp_dir, workspace_root,
 };
 pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use flags::Flags;
 pub use keys::{fingerprint, Keys};
+pub use kube::{ControlPlane, KubeBinaries, KubectlOutput};
 pub use peer::{Kind, Peer, CMD_TIMEOUT, READY_TIMEOUT};
 pub use ports::free_ports;
 pub use view::{CmdError, Conflict, Member, MemberState, RemoteState, Stats, View};
