@@ -269,6 +269,21 @@ fn the_api_server_refuses_invalid_objects_with_readable_messages() {
     );
     // rotateAfter is a duration.
     refused(key("k-rotate", "{rotateAfter: soon}"), "spec.rotateAfter");
+    // Lengths: a cluster name is a DNS label (at most 63), at most 64
+    // tables, and a Secret data key has Secret-key syntax.
+    refused(
+        net("n-long", &format!("{{cluster: {}}}", "c".repeat(64))),
+        "spec.cluster",
+    );
+    let many: Vec<String> = (0..65).map(|i| format!("{{name: t{i}}}")).collect();
+    refused(
+        net("n-many", &format!("{{tables: [{}]}}", many.join(", "))),
+        "spec.tables",
+    );
+    refused(
+        key("k-badkey", "{secretRef: {name: s, key: \"a/b\"}}"),
+        "spec.secretRef.key",
+    );
     // Peers: some source, host:port entries, a bounded count.
     refused(peers("p-empty", "{}"), "name at least one source of peers");
     refused(

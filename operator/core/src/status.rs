@@ -269,3 +269,67 @@ pub fn peers_status(
         conditions: conditions(prev_conds, vec![ready], generation, now),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClusterState, NetworkInput};
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    #[test]
+    fn an_unchanged_world_computes_an_identical_status() {
+        let net = NetworkInput {
+            name: "n".into(),
+            uid: "u".into(),
+            selector: Default::default(),
+            tables: vec!["t".into()],
+        };
+        let state = ClusterState::default();
+        let first = network_status(&net, &state, &Acks::default(), Some(1), None, &at(100));
+        // Later, nothing changed: same status, transition times kept, so
+        // the runtime writes nothing.
+        let again = network_status(
+            &net,
+            &state,
+            &Acks::default(),
+            Some(1),
+            Some(&first),
+            &at(200),
+        );
+        assert_eq!(first, again);
+        assert!(again
+            .conditions
+            .iter()
+            .all(|c| c.last_transition_time == at(100)));
+    }
+
+    #[test]
+    fn a_condition_that_flips_gets_a_new_transition_time() {
+        let mut net = NetworkInput {
+            name: "n".into(),
+            uid: "u".into(),
+            selector: Default::default(),
+            tables: vec![],
+        };
+        let state = ClusterState::default();
+        let ok = network_status(&net, &state, &Acks::default(), Some(1), None, &at(100));
+        net.selector.match_expressions = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                key: "app".into(),
+                operator: "Exists".into(),
+                values: Some(vec!["x".into()]),
+            },
+        ]);
+        let bad = network_status(&net, &state, &Acks::default(), Some(2), Some(&ok), &at(200));
+        let ready = bad.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidSelector")
+        );
+        assert_eq!(ready.last_transition_time, at(200));
+        assert_eq!(ready.observed_generation, Some(2));
+    }
+}
