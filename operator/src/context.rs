@@ -35,6 +35,9 @@ pub struct Context {
     pub synced: Synced,
     /// Current snapshot version per cluster (what the leader stored).
     pub versions: Mutex<HashMap<ClusterRef, u64>>,
+    /// The primary key of each cluster's last stored snapshot: it stays
+    /// primary until a successor is on every member.
+    pub primaries: Mutex<HashMap<ClusterRef, String>>,
     /// Wakes the snapshot loop: the index has dirty clusters.
     pub snapshot_wake: Notify,
     /// Fired for every Pod event: member counts and seeds may change.
@@ -57,6 +60,7 @@ impl Context {
             resync,
             synced: Synced::default(),
             versions: Mutex::new(HashMap::new()),
+            primaries: Mutex::new(HashMap::new()),
             snapshot_wake: Notify::new(),
             // A lagging receiver loses ticks, not information: any tick
             // reconciles everything, and the debounce folds bursts.
@@ -69,6 +73,19 @@ impl Context {
     /// or removal), so a poisoned lock is taken over.
     pub fn index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the decisions need of a cluster: the index's state and the
+    /// last published primary.
+    pub fn cluster_state(&self, c: &ClusterRef) -> gossamer_operator_core::ClusterState {
+        let mut state = self.index().cluster(c);
+        state.last_primary = self
+            .primaries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(c)
+            .cloned();
+        state
     }
 
     /// The first watch that has not listed yet, if any.

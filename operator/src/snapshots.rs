@@ -41,6 +41,18 @@ fn stamp_of(cm: &ConfigMap) -> Option<Stamp> {
     })
 }
 
+/// The primary key's name in a stored snapshot.
+fn stored_primary(cm: &ConfigMap) -> Option<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(cm.data.as_ref()?.get("snapshot.json")?).ok()?;
+    json["keys"]
+        .as_array()?
+        .iter()
+        .find(|k| k["state"] == "Primary")
+        .and_then(|k| k["name"].as_str())
+        .map(str::to_string)
+}
+
 async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
     let api: Api<ConfigMap> = Api::all(ctx.client.clone());
     let list = api
@@ -61,6 +73,12 @@ async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(c.clone(), s.version);
+        }
+        if let Some(p) = stored_primary(&cm) {
+            ctx.primaries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.clone(), p);
         }
         out.insert(
             c,
@@ -88,7 +106,7 @@ async fn publish(
     stored: &mut HashMap<ClusterRef, Stored>,
     c: &ClusterRef,
 ) -> Result<(), PublishError> {
-    let state = ctx.index().cluster(c);
+    let state = ctx.cluster_state(c);
     let snap = build_snapshot(c, &state, &ctx.gossip);
     let hash = snap.content_hash();
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &c.namespace);

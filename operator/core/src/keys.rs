@@ -3,14 +3,20 @@
 //! The rules, from DESIGN.md's rotation contract:
 //! - a key is *installed* once every member holds it (with no members,
 //!   nothing needs to hold it, so every usable key is installed);
-//! - the primary is the newest installed key that is not being deleted; if
-//!   no key qualifies, the oldest usable key not being deleted, then the
-//!   oldest being deleted (so a cluster never loses its only key early);
+//! - the primary is the newest installed key that is not being deleted;
+//!   if no key qualifies, the primary of the last published snapshot stays
+//!   (even while it is being deleted: it leaves only once a successor is
+//!   everywhere); with no last primary (the first key, or it is gone), the
+//!   oldest usable key not being deleted, then the oldest being deleted;
 //! - a deleted key leaves the keyrings (and its finalizer is released) only
 //!   when no member encrypts with it: with no members at once (even the
 //!   last key: nobody uses it, and a held finalizer would block deleting
 //!   the namespace); otherwise once it is not the primary, every member has
 //!   reported, and none names it as its primary.
+//!
+//! Reports count only when they describe the current snapshot: the runtime
+//! fills [`KeyReports`] from members that acknowledged it, so a member that
+//! has not applied the latest keyring is never counted as safe.
 
 use gossamer_operator_api::KeyPhase;
 
@@ -42,8 +48,14 @@ pub struct KeyPlan {
     pub primary: Option<String>,
 }
 
-/// Decides every key's phase for a cluster of `members` sidecars.
-pub fn plan_keys(keys: &[KeyInput], members: u32, reports: &KeyReports) -> KeyPlan {
+/// Decides every key's phase for a cluster of `members` sidecars;
+/// `last_primary` is the primary key's name in the last published snapshot.
+pub fn plan_keys(
+    keys: &[KeyInput],
+    members: u32,
+    reports: &KeyReports,
+    last_primary: Option<&str>,
+) -> KeyPlan {
     let holders = |fp: &str| reports.holders.get(fp).copied().unwrap_or(0);
     let installed = |fp: &str| members == 0 || holders(fp) >= members;
     // Usable keys, oldest first.
@@ -56,7 +68,15 @@ pub fn plan_keys(keys: &[KeyInput], members: u32, reports: &KeyReports) -> KeyPl
     let primary = usable
         .iter()
         .rev()
+        // Installed => Primary: the newest key every member holds.
         .find(|(k, fp)| !k.deleting && installed(fp))
+        // Nothing newer is everywhere: the last primary stays.
+        .or_else(|| {
+            usable
+                .iter()
+                .find(|(k, _)| Some(k.name.as_str()) == last_primary)
+        })
+        // No last primary: the first key of the cluster.
         .or_else(|| usable.iter().find(|(k, _)| !k.deleting))
         .or_else(|| usable.first())
         .map(|(k, _)| k.name.clone());
@@ -87,10 +107,12 @@ pub fn plan_keys(keys: &[KeyInput], members: u32, reports: &KeyReports) -> KeyPl
                         members == 0 || (!is_primary && everyone_reported && encrypting == 0);
                     let (phase, state) = if k.deleting {
                         // Retiring => removed once nobody encrypts with it.
-                        let state = if removable {
-                            None
-                        } else {
-                            Some(KeyState::Retiring)
+                        // Until a successor is everywhere it may still be
+                        // the primary: the keyring keeps encrypting with it.
+                        let state = match (removable, is_primary) {
+                            (true, _) => None,
+                            (false, true) => Some(KeyState::Primary),
+                            (false, false) => Some(KeyState::Retiring),
                         };
                         (KeyPhase::Retiring, state)
                     } else if is_primary {
@@ -144,7 +166,7 @@ mod tests {
             key("k0", "2026-01-01T00:00:00Z", 0),
             key("k1", "2026-02-01T00:00:00Z", 1),
         ];
-        let plan = plan_keys(&keys, 0, &KeyReports::default());
+        let plan = plan_keys(&keys, 0, &KeyReports::default(), None);
         assert_eq!(plan.primary.as_deref(), Some("k1"));
         assert_eq!(
             phases(&plan),
@@ -158,7 +180,7 @@ mod tests {
             key("k0", "2026-01-01T00:00:00Z", 0),
             key("k1", "2026-02-01T00:00:00Z", 1),
         ];
-        let plan = plan_keys(&keys, 3, &KeyReports::default());
+        let plan = plan_keys(&keys, 3, &KeyReports::default(), None);
         assert_eq!(plan.primary.as_deref(), Some("k0"));
         assert_eq!(
             phases(&plan),
@@ -178,9 +200,15 @@ mod tests {
             ..Default::default()
         };
         reports.holders.insert(fp1.clone(), 2);
-        assert_eq!(plan_keys(&keys, 3, &reports).primary.as_deref(), Some("k0"));
+        assert_eq!(
+            plan_keys(&keys, 3, &reports, None).primary.as_deref(),
+            Some("k0")
+        );
         reports.holders.insert(fp1, 3);
-        assert_eq!(plan_keys(&keys, 3, &reports).primary.as_deref(), Some("k1"));
+        assert_eq!(
+            plan_keys(&keys, 3, &reports, None).primary.as_deref(),
+            Some("k1")
+        );
     }
 
     #[test]
@@ -193,7 +221,7 @@ mod tests {
         let fp0 = keys[0].material.as_ref().unwrap().fingerprint().to_string();
         let fp1 = keys[1].material.as_ref().unwrap().fingerprint().to_string();
         // No reports: held.
-        let plan = plan_keys(&keys, 2, &KeyReports::default());
+        let plan = plan_keys(&keys, 2, &KeyReports::default(), None);
         assert_eq!(plan.decisions[0].phase, KeyPhase::Retiring);
         assert!(!plan.decisions[0].release);
         assert_eq!(plan.decisions[0].state, Some(KeyState::Retiring));
@@ -205,10 +233,10 @@ mod tests {
         reports.holders.insert(fp1.clone(), 2);
         reports.encrypting.insert(fp0.clone(), 1);
         reports.encrypting.insert(fp1.clone(), 1);
-        assert!(!plan_keys(&keys, 2, &reports).decisions[0].release);
+        assert!(!plan_keys(&keys, 2, &reports, None).decisions[0].release);
         // Nobody encrypts with it: removed and released.
         reports.encrypting.remove(&fp0);
-        let plan = plan_keys(&keys, 2, &reports);
+        let plan = plan_keys(&keys, 2, &reports, None);
         assert!(plan.decisions[0].release);
         assert_eq!(plan.decisions[0].state, None);
         assert_eq!(plan.primary.as_deref(), Some("k1"));
@@ -224,14 +252,45 @@ mod tests {
             ..Default::default()
         };
         reports.encrypting.insert(fp0, 1);
-        let plan = plan_keys(&keys, 1, &reports);
+        let plan = plan_keys(&keys, 1, &reports, None);
         assert_eq!(plan.primary.as_deref(), Some("k0"));
         assert!(!plan.decisions[0].release);
-        assert_eq!(plan.decisions[0].state, Some(KeyState::Retiring));
+        assert_eq!(plan.decisions[0].phase, KeyPhase::Retiring);
+        // Still the only key: it still encrypts.
+        assert_eq!(plan.decisions[0].state, Some(KeyState::Primary));
         // Nobody left to use it: released, so a namespace can be deleted.
-        let plan = plan_keys(&keys, 0, &KeyReports::default());
+        let plan = plan_keys(&keys, 0, &KeyReports::default(), None);
         assert!(plan.decisions[0].release);
         assert_eq!(plan.decisions[0].state, None);
+    }
+
+    #[test]
+    fn a_deleted_primary_stays_until_its_successor_is_everywhere() {
+        let mut keys = [
+            key("old", "2026-01-01T00:00:00Z", 0),
+            key("new", "2026-02-01T00:00:00Z", 1),
+        ];
+        keys[0].deleting = true;
+        let fp_new = keys[1].material.as_ref().unwrap().fingerprint().to_string();
+        let mut reports = KeyReports {
+            reporting: 2,
+            ..Default::default()
+        };
+        reports.holders.insert(fp_new.clone(), 1);
+        // "new" is on one member of two: "old" stays primary.
+        let plan = plan_keys(&keys, 2, &reports, Some("old"));
+        assert_eq!(plan.primary.as_deref(), Some("old"));
+        assert_eq!(plan.decisions[0].phase, KeyPhase::Retiring);
+        assert_eq!(plan.decisions[0].state, Some(KeyState::Primary));
+        assert!(!plan.decisions[0].release);
+        // Everywhere: "new" takes over; "old" still goes only once nobody
+        // encrypts with it, and both members still do.
+        reports.holders.insert(fp_new, 2);
+        let fp_old = keys[0].material.as_ref().unwrap().fingerprint().to_string();
+        reports.encrypting.insert(fp_old, 2);
+        let plan = plan_keys(&keys, 2, &reports, Some("old"));
+        assert_eq!(plan.primary.as_deref(), Some("new"));
+        assert_eq!(plan.decisions[0].state, Some(KeyState::Retiring));
     }
 
     #[test]
@@ -249,7 +308,7 @@ mod tests {
                 }),
             },
         ];
-        let plan = plan_keys(&keys, 0, &KeyReports::default());
+        let plan = plan_keys(&keys, 0, &KeyReports::default(), None);
         assert_eq!(plan.primary.as_deref(), Some("k0"));
         assert_eq!(plan.decisions[1].phase, KeyPhase::Pending);
         assert_eq!(plan.decisions[1].state, None);

@@ -95,6 +95,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The primary key's name, if the keyring has one.
+    pub fn primary(&self) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|k| k.state == KeyState::Primary)
+            .map(|k| k.name.as_str())
+    }
+
     /// SHA-256 (hex) of the content: key fingerprints stand for key bytes,
     /// so the hash can be stored in the API without revealing a key.
     pub fn content_hash(&self) -> String {
@@ -112,7 +120,12 @@ pub fn build_snapshot(
     state: &ClusterState,
     gossip: &GossipSettings,
 ) -> Snapshot {
-    let plan = plan_keys(&state.keys, state.members.len() as u32, &state.key_reports);
+    let plan = plan_keys(
+        &state.keys,
+        state.members.len() as u32,
+        &state.key_reports,
+        state.last_primary.as_deref(),
+    );
     let mut keyed: Vec<(&str, &str, SnapshotKey)> = Vec::new();
     for (input, decision) in state.keys.iter().zip(&plan.decisions) {
         if let (Ok(m), Some(st)) = (&input.material, decision.state) {

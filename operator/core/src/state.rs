@@ -36,6 +36,8 @@ pub struct ClusterState {
     pub members: Vec<Member>,
     /// What the sidecars report of their keyrings (empty until they report).
     pub key_reports: KeyReports,
+    /// The primary key's name in the last published snapshot.
+    pub last_primary: Option<String>,
 }
 
 /// A GossipNetwork as the decisions need it.
@@ -135,8 +137,9 @@ pub struct Member {
     pub started: Option<String>,
 }
 
-/// What the sidecars say of their keyrings, by key fingerprint. Filled from
-/// the control stream's status reports; empty until sidecars report.
+/// What the sidecars say of their keyrings, by key fingerprint, counting
+/// only members that acknowledged the current snapshot. Filled from the
+/// control stream's status reports; empty until sidecars report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyReports {
     /// Members that have reported their keyring.

@@ -272,6 +272,7 @@ impl Index {
             peers: o.peers.values().cloned().collect(),
             members: o.members.values().cloned().collect(),
             key_reports: o.key_reports.clone(),
+            last_primary: None,
         }
     }
 

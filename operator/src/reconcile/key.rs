@@ -49,16 +49,21 @@ async fn reconcile_inner(key: Arc<GossipKey>, ctx: Arc<Context>) -> Result<Actio
 
     let (material, secret_name) = read_material(&ctx, &key, &ns, deleting).await?;
     let c = cluster_ref(Some(ns.clone()), &key.spec.cluster);
-    let state = {
+    {
         let mut ix = ctx.index();
         ix.apply_key(&key);
         ix.set_key_material(&c, &name, material.clone());
-        ix.cluster(&c)
-    };
+    }
+    let state = ctx.cluster_state(&c);
     ctx.snapshot_wake.notify_one();
 
     let members = state.members.len() as u32;
-    let plan = plan_keys(&state.keys, members, &state.key_reports);
+    let plan = plan_keys(
+        &state.keys,
+        members,
+        &state.key_reports,
+        state.last_primary.as_deref(),
+    );
     let Some(decision) = plan.decisions.iter().find(|d| d.name == name) else {
         // The index lost the key between our write and read: a delete raced
         // us. The delete event reconciles what is left.

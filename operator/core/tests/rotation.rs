@@ -1,0 +1,287 @@
+//! Key rotation is safe under any interleaving: members apply snapshots
+//! late and in any order, join and leave, keys are added and deleted, and
+//! the operator rebuilds whenever it likes. Two things must never happen:
+//!
+//! - a key becomes primary (members start encrypting with it) while a
+//!   member that already runs a keyring lacks it (it could not decrypt);
+//! - a key leaves the keyrings while a member still encrypts with it.
+//!
+//! Reports reach the operator only from members that applied the current
+//! snapshot, as the control stream's ACKs make them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gossamer_operator_core::{
+    build_snapshot, ClusterRef, ClusterState, GossipSettings, KeyInput, KeyMaterial, KeyReports,
+    KeyState, Member, Snapshot,
+};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Ev {
+    AddKey,
+    DeleteKey(usize),
+    Join,
+    Leave(usize),
+    /// A member applies the current snapshot (install, switch, remove) and
+    /// acknowledges it.
+    Apply(usize),
+    /// The operator rebuilds the snapshot from what it knows.
+    Rebuild,
+}
+
+fn ev() -> impl Strategy<Value = Ev> {
+    prop_oneof![
+        1 => Just(Ev::AddKey),
+        1 => (0usize..8).prop_map(Ev::DeleteKey),
+        1 => Just(Ev::Join),
+        1 => (0usize..8).prop_map(Ev::Leave),
+        4 => (0usize..8).prop_map(Ev::Apply),
+        3 => Just(Ev::Rebuild),
+    ]
+}
+
+#[derive(Debug, Default, Clone)]
+struct Sidecar {
+    /// The snapshot version it runs; `None` until its first.
+    applied: Option<u64>,
+    keyring: BTreeSet<String>,
+    primary: Option<String>,
+}
+
+struct World {
+    keys: Vec<KeyInput>,
+    next_key: u8,
+    members: BTreeMap<u32, Sidecar>,
+    next_member: u32,
+    version: u64,
+    current: Option<Snapshot>,
+}
+
+impl World {
+    fn state(&self) -> ClusterState {
+        let mut reports = KeyReports::default();
+        for m in self
+            .members
+            .values()
+            .filter(|m| m.applied == Some(self.version))
+        {
+            reports.reporting += 1;
+            for fp in &m.keyring {
+                *reports.holders.entry(fp.clone()).or_default() += 1;
+            }
+            if let Some(p) = &m.primary {
+                *reports.encrypting.entry(p.clone()).or_default() += 1;
+            }
+        }
+        ClusterState {
+            keys: self.keys.clone(),
+            members: self
+                .members
+                .keys()
+                .map(|i| Member {
+                    name: format!("m{i}"),
+                    labels: Default::default(),
+                    ip: None,
+                    ready: true,
+                    started: None,
+                })
+                .collect(),
+            key_reports: reports,
+            last_primary: self
+                .current
+                .as_ref()
+                .and_then(|s| s.primary().map(str::to_string)),
+            ..Default::default()
+        }
+    }
+
+    fn rebuild(&mut self) -> Result<(), TestCaseError> {
+        let c = ClusterRef {
+            namespace: "ns".into(),
+            name: "default".into(),
+        };
+        let next = build_snapshot(&c, &self.state(), &GossipSettings::default());
+        let changed = self
+            .current
+            .as_ref()
+            .is_none_or(|s| s.content_hash() != next.content_hash());
+        if !changed {
+            return Ok(());
+        }
+        let fp_primary = |s: &Snapshot| {
+            s.keys
+                .iter()
+                .find(|k| k.state == KeyState::Primary)
+                .map(|k| k.fingerprint.clone())
+        };
+        let running: Vec<&Sidecar> = self
+            .members
+            .values()
+            .filter(|m| m.applied.is_some())
+            .collect();
+        let old_primary = self.current.as_ref().and_then(fp_primary);
+        let new_primary = fp_primary(&next);
+        if let (Some(old), Some(new)) = (&old_primary, &new_primary) {
+            if old != new {
+                for m in &running {
+                    prop_assert!(
+                        m.keyring.contains(new),
+                        "{new} made primary while a running member lacks it: {m:?}"
+                    );
+                }
+            }
+        }
+        // A keyring that had a primary keeps one while it has keys: a
+        // keyring without one would send in plaintext.
+        prop_assert!(
+            next.keys.is_empty() || new_primary.is_some() || old_primary.is_none(),
+            "the keyring lost its primary: {next:?}"
+        );
+        if let Some(old) = &self.current {
+            for k in &old.keys {
+                if !next.keys.iter().any(|n| n.fingerprint == k.fingerprint) {
+                    for m in &running {
+                        prop_assert!(
+                            m.primary.as_ref() != Some(&k.fingerprint),
+                            "{} removed while a member encrypts with it: {m:?}",
+                            k.fingerprint
+                        );
+                    }
+                }
+            }
+        }
+        self.version += 1;
+        self.current = Some(next);
+        Ok(())
+    }
+
+    fn apply(&mut self, i: usize) {
+        let Some(snap) = &self.current else { return };
+        let Some(id) = self
+            .members
+            .keys()
+            .nth(i % self.members.len().max(1))
+            .copied()
+        else {
+            return;
+        };
+        let m = self.members.get_mut(&id).expect("listed");
+        // Install, switch, remove: in that order, as one step.
+        m.keyring = snap.keys.iter().map(|k| k.fingerprint.clone()).collect();
+        m.primary = snap
+            .keys
+            .iter()
+            .find(|k| k.state == KeyState::Primary)
+            .map(|k| k.fingerprint.clone());
+        m.applied = Some(self.version);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn no_interleaving_makes_a_key_primary_or_removes_it_early(evs in prop::collection::vec(ev(), 1..120)) {
+        let mut w = World { keys: Vec::new(), next_key: 0, members: BTreeMap::new(), next_member: 0, version: 0, current: None };
+        for e in &evs {
+            match *e {
+                Ev::AddKey => {
+                    let n = w.next_key;
+                    w.next_key += 1;
+                    w.keys.push(KeyInput {
+                        name: format!("k{n:02}"),
+                        created: format!("2026-11-01T00:{:02}:00Z", n),
+                        deleting: false,
+                        material: KeyMaterial::new(vec![n; 32], "ns", "s", "key"),
+                    });
+                }
+                Ev::DeleteKey(i) => {
+                    let len = w.keys.len();
+                    if len > 0 {
+                        w.keys[i % len].deleting = true;
+                    }
+                }
+                Ev::Join => {
+                    w.members.insert(w.next_member, Sidecar::default());
+                    w.next_member += 1;
+                }
+                Ev::Leave(i) => {
+                    if let Some(id) = w.members.keys().nth(i % w.members.len().max(1)).copied() {
+                        w.members.remove(&id);
+                    }
+                }
+                Ev::Apply(i) => w.apply(i),
+                Ev::Rebuild => w.rebuild()?,
+            }
+            // A released key's object goes away (its finalizer is gone).
+            if let Some(s) = &w.current {
+                w.keys.retain(|k| !k.deleting || s.keys.iter().any(|sk| sk.name == k.name));
+            }
+        }
+    }
+}
+
+/// The interleaving the last-primary rule exists for: the old primary is
+/// deleted while its successor is on one member of two.
+#[test]
+fn a_deleted_primary_is_not_replaced_before_its_successor_is_everywhere() {
+    let mut w = World {
+        keys: Vec::new(),
+        next_key: 0,
+        members: BTreeMap::new(),
+        next_member: 0,
+        version: 0,
+        current: None,
+    };
+    let run = |w: &mut World, evs: &[Ev]| -> Result<(), TestCaseError> {
+        for e in evs {
+            match *e {
+                Ev::AddKey => {
+                    let n = w.next_key;
+                    w.next_key += 1;
+                    w.keys.push(KeyInput {
+                        name: format!("k{n:02}"),
+                        created: format!("2026-11-01T00:{:02}:00Z", n),
+                        deleting: false,
+                        material: KeyMaterial::new(vec![n; 32], "ns", "s", "key"),
+                    });
+                }
+                Ev::DeleteKey(i) => w.keys[i].deleting = true,
+                Ev::Join => {
+                    w.members.insert(w.next_member, Sidecar::default());
+                    w.next_member += 1;
+                }
+                Ev::Leave(_) => {}
+                Ev::Apply(i) => w.apply(i),
+                Ev::Rebuild => w.rebuild()?,
+            }
+        }
+        Ok(())
+    };
+    use Ev::*;
+    let r = run(
+        &mut w,
+        &[
+            Join,
+            Join,
+            AddKey,
+            Rebuild,
+            Apply(0),
+            Apply(1),
+            Rebuild,
+            AddKey,
+            Rebuild,
+            Apply(0),
+            DeleteKey(0),
+            Rebuild,
+        ],
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(
+        w.current.as_ref().and_then(|s| s.primary()),
+        Some("k00"),
+        "{:?}",
+        w.current
+    );
+}
