@@ -27,54 +27,51 @@ pub struct LeaseConfig {
     pub grace_secs: u64,
 }
 
+/// One kind's controller: its own watch, a re-reconcile of every object
+/// on each trigger, a 100 ms debounce, and `reconcile` per object.
+async fn control<K, F>(ctx: Arc<Context>, reconcile: fn(Arc<K>, Arc<Context>) -> F)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: std::future::Future<Output = crate::error::Result<kube::runtime::controller::Action>>
+        + Send
+        + 'static,
+{
+    Controller::new(
+        Api::<K>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(ControllerConfig::default().debounce(Duration::from_millis(100)))
+    .reconcile_all_on(triggers(&ctx))
+    .run(
+        reconcile,
+        error_policy(K::kind(&()).into_owned()),
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()))
+    .await
+}
+
 fn start_leading(ctx: &Arc<Context>) -> JoinSet<()> {
     let mut set = JoinSet::new();
-    let client = ctx.client.clone();
-    let cfg = ControllerConfig::default().debounce(Duration::from_millis(100));
     set.spawn(snapshots::run(ctx.clone()));
-
-    set.spawn(
-        Controller::new(
-            Api::<GossipNetwork>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .with_config(cfg.clone())
-        .reconcile_all_on(triggers(ctx))
-        .run(
-            reconcile::network::reconcile,
-            error_policy("GossipNetwork"),
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(())),
-    );
-    set.spawn(
-        Controller::new(
-            Api::<GossipKey>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .with_config(cfg.clone())
-        .reconcile_all_on(triggers(ctx))
-        .run(
-            reconcile::key::reconcile,
-            error_policy("GossipKey"),
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(())),
-    );
-    set.spawn(
-        Controller::new(
-            Api::<BootstrapPeers>::all(client),
-            watcher::Config::default(),
-        )
-        .with_config(cfg)
-        .reconcile_all_on(triggers(ctx))
-        .run(
-            reconcile::peers::reconcile,
-            error_policy("BootstrapPeers"),
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(())),
-    );
+    set.spawn(control::<GossipNetwork, _>(
+        ctx.clone(),
+        reconcile::network::reconcile,
+    ));
+    set.spawn(control::<GossipKey, _>(
+        ctx.clone(),
+        reconcile::key::reconcile,
+    ));
+    set.spawn(control::<BootstrapPeers, _>(
+        ctx.clone(),
+        reconcile::peers::reconcile,
+    ));
     set
 }
 

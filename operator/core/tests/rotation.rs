@@ -156,6 +156,61 @@ impl World {
         Ok(())
     }
 
+    fn new() -> Self {
+        World {
+            keys: Vec::new(),
+            next_key: 0,
+            members: BTreeMap::new(),
+            next_member: 0,
+            version: 0,
+            current: None,
+        }
+    }
+
+    /// One event; `Err` when a rebuild breaks an invariant.
+    fn step(&mut self, e: &Ev) -> Result<(), TestCaseError> {
+        match *e {
+            Ev::AddKey => {
+                let n = self.next_key;
+                self.next_key += 1;
+                self.keys.push(KeyInput {
+                    name: format!("k{n:02}"),
+                    created: format!("2026-11-01T00:{n:02}:00Z"),
+                    deleting: false,
+                    material: KeyMaterial::new(vec![n; 32], "ns", "s", "key"),
+                });
+            }
+            Ev::DeleteKey(i) => {
+                let len = self.keys.len();
+                if len > 0 {
+                    self.keys[i % len].deleting = true;
+                }
+            }
+            Ev::Join => {
+                self.members.insert(self.next_member, Sidecar::default());
+                self.next_member += 1;
+            }
+            Ev::Leave(i) => {
+                if let Some(id) = self
+                    .members
+                    .keys()
+                    .nth(i % self.members.len().max(1))
+                    .copied()
+                {
+                    self.members.remove(&id);
+                }
+            }
+            Ev::Apply(i) => self.apply(i),
+            Ev::Rebuild => self.rebuild()?,
+        }
+        // A released key's object goes away (its finalizer is gone).
+        if let Some(s) = &self.current {
+            self.keys
+                .retain(|k| !k.deleting || s.keys.iter().any(|sk| sk.name == k.name));
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, i: usize) {
         let Some(snap) = &self.current else { return };
         let Some(id) = self
@@ -183,41 +238,9 @@ proptest! {
 
     #[test]
     fn no_interleaving_makes_a_key_primary_or_removes_it_early(evs in prop::collection::vec(ev(), 1..120)) {
-        let mut w = World { keys: Vec::new(), next_key: 0, members: BTreeMap::new(), next_member: 0, version: 0, current: None };
+        let mut w = World::new();
         for e in &evs {
-            match *e {
-                Ev::AddKey => {
-                    let n = w.next_key;
-                    w.next_key += 1;
-                    w.keys.push(KeyInput {
-                        name: format!("k{n:02}"),
-                        created: format!("2026-11-01T00:{:02}:00Z", n),
-                        deleting: false,
-                        material: KeyMaterial::new(vec![n; 32], "ns", "s", "key"),
-                    });
-                }
-                Ev::DeleteKey(i) => {
-                    let len = w.keys.len();
-                    if len > 0 {
-                        w.keys[i % len].deleting = true;
-                    }
-                }
-                Ev::Join => {
-                    w.members.insert(w.next_member, Sidecar::default());
-                    w.next_member += 1;
-                }
-                Ev::Leave(i) => {
-                    if let Some(id) = w.members.keys().nth(i % w.members.len().max(1)).copied() {
-                        w.members.remove(&id);
-                    }
-                }
-                Ev::Apply(i) => w.apply(i),
-                Ev::Rebuild => w.rebuild()?,
-            }
-            // A released key's object goes away (its finalizer is gone).
-            if let Some(s) = &w.current {
-                w.keys.retain(|k| !k.deleting || s.keys.iter().any(|sk| sk.name == k.name));
-            }
+            w.step(e)?;
         }
     }
 }
@@ -226,58 +249,25 @@ proptest! {
 /// deleted while its successor is on one member of two.
 #[test]
 fn a_deleted_primary_is_not_replaced_before_its_successor_is_everywhere() {
-    let mut w = World {
-        keys: Vec::new(),
-        next_key: 0,
-        members: BTreeMap::new(),
-        next_member: 0,
-        version: 0,
-        current: None,
-    };
-    let run = |w: &mut World, evs: &[Ev]| -> Result<(), TestCaseError> {
-        for e in evs {
-            match *e {
-                Ev::AddKey => {
-                    let n = w.next_key;
-                    w.next_key += 1;
-                    w.keys.push(KeyInput {
-                        name: format!("k{n:02}"),
-                        created: format!("2026-11-01T00:{:02}:00Z", n),
-                        deleting: false,
-                        material: KeyMaterial::new(vec![n; 32], "ns", "s", "key"),
-                    });
-                }
-                Ev::DeleteKey(i) => w.keys[i].deleting = true,
-                Ev::Join => {
-                    w.members.insert(w.next_member, Sidecar::default());
-                    w.next_member += 1;
-                }
-                Ev::Leave(_) => {}
-                Ev::Apply(i) => w.apply(i),
-                Ev::Rebuild => w.rebuild()?,
-            }
-        }
-        Ok(())
-    };
     use Ev::*;
-    let r = run(
-        &mut w,
-        &[
-            Join,
-            Join,
-            AddKey,
-            Rebuild,
-            Apply(0),
-            Apply(1),
-            Rebuild,
-            AddKey,
-            Rebuild,
-            Apply(0),
-            DeleteKey(0),
-            Rebuild,
-        ],
-    );
-    assert!(r.is_ok(), "{r:?}");
+    let mut w = World::new();
+    for e in [
+        Join,
+        Join,
+        AddKey,
+        Rebuild,
+        Apply(0),
+        Apply(1),
+        Rebuild,
+        AddKey,
+        Rebuild,
+        Apply(0),
+        DeleteKey(0),
+        Rebuild,
+    ] {
+        let r = w.step(&e);
+        assert!(r.is_ok(), "after {e:?}: {r:?}");
+    }
     assert_eq!(
         w.current.as_ref().and_then(|s| s.primary()),
         Some("k00"),

@@ -53,12 +53,13 @@ pub async fn timed<F: Future<Output = Result<Action>>>(
 }
 
 /// Retry a failed reconcile soon; the controller backs off on repeats.
-pub fn error_policy<K>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action
+pub fn error_policy<K>(kind: String) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action
 where
     K: ResourceExt,
 {
     move |obj, err, _ctx| {
-        tracing::warn!(kind, object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()), error = %err, "reconcile failed; retrying");
+        let object = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+        tracing::warn!(kind = %kind, %object, error = %err, "reconcile failed; retrying");
         Action::requeue(Duration::from_secs(5))
     }
 }
