@@ -16,21 +16,24 @@
 //!
 //! # The sans-IO contract
 //!
-//! Every state machine here takes inputs — a received packet or stream
-//! message, the outcome of a send or a stream it asked for, the passing of
-//! time, an application call — and queues outputs (packets to send, streams
-//! to open, timers, events) that the caller drains (`poll_output`). What
-//! MUST hold for everything in this crate:
+//! Every state machine here ([`membership::Membership`], [`tables::Tables`],
+//! [`node::Node`]) takes inputs — a received packet or stream message, the
+//! outcome of a send or a stream it asked for, the passing of time
+//! (`handle_timeout(now)`), an application call — and queues outputs
+//! (packets to send, streams to open, events) that the caller drains with
+//! `poll_output`; `poll_timeout` says when it next wants `handle_timeout`.
+//! What MUST hold for everything in this crate:
 //!
 //! - **No I/O.** Nothing opens a socket or a file, spawns a task or a
 //!   thread, or blocks. Addresses are plain values; the shell
 //!   (`gossamer-sidecar`'s runtime) owns the sockets and carries the
 //!   outputs out.
 //! - **No clock.** Time is an input: every call that depends on it takes
-//!   `now` (a [`std::time::Instant`] the caller chose), and the next timer
-//!   is reported as data. `Instant::now`, `Instant::elapsed`,
-//!   `SystemTime::now` and sleeping are banned here by `clippy.toml`, so
-//!   the simulator can run the same code in virtual time.
+//!   `now` (a [`std::time::Instant`] the caller chose, real or virtual),
+//!   and the next deadline is reported as data (`poll_timeout`).
+//!   `Instant::now`, `Instant::elapsed`, `SystemTime::now` and sleeping are
+//!   banned here by `clippy.toml`, so the simulator can run the same code
+//!   in virtual time.
 //! - **No global randomness.** Every RNG is seeded by the caller; the same
 //!   seed and the same inputs give the same outputs (the simulator's trace
 //!   hashes rely on it). Encryption nonces come from an RNG the caller
