@@ -19,6 +19,8 @@ step "format"
 cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+step "the engine stays sans-IO (no tokio, tonic, hyper or sockets in gossamer-core's dependencies)"
+bash tests/core-deps.sh
 step "CRDs match the Rust types (crds/ is generated, never hand-edited)"
 cargo run -q -p gossamer-operator -- crd | diff -u crds/gossamer.dev.yaml - || {
   echo "crds/gossamer.dev.yaml drifted from operator/api; regenerate: cargo run -p gossamer-operator -- crd > crds/gossamer.dev.yaml" >&2

@@ -1,6 +1,8 @@
 //! `gossamer-sidecar sim`: runs a simulator scenario, prints what it
 //! measured and writes the convergence curve (CSV and SVG).
 
+mod plot;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -153,10 +155,10 @@ fn run(a: &SimArgs) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let csv = dir.join("curve.csv");
-        std::fs::write(&csv, sim::plot::csv(&report))
+        std::fs::write(&csv, plot::csv(&report))
             .map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
         let svg = dir.join("curve.svg");
-        std::fs::write(&svg, sim::plot::svg(&report)?)
+        std::fs::write(&svg, plot::svg(&report)?)
             .map_err(|e| format!("cannot write {}: {e}", svg.display()))?;
         let txt = dir.join("report.txt");
         std::fs::write(&txt, format!("{report}\n"))

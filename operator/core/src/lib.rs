@@ -9,8 +9,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod fingerprint;
 mod keys;
+mod network_id;
 mod problem;
 mod selector;
 mod snapshot;
@@ -18,8 +18,8 @@ mod state;
 mod status;
 mod version;
 
-pub use fingerprint::{fingerprint, network_id};
 pub use keys::{plan_keys, KeyDecision, KeyPlan};
+pub use network_id::network_id;
 pub use problem::Problem;
 pub use selector::Selector;
 pub use snapshot::{

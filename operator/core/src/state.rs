@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use gossamer_core::keyring::Key;
 use gossamer_operator_api::FromMembers;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -77,15 +78,19 @@ impl KeyMaterial {
     /// Checks the length; `describe` names the source in the error
     /// (namespace, Secret name, data key).
     pub fn new(bytes: Vec<u8>, namespace: &str, name: &str, key: &str) -> Result<Self, Problem> {
-        if !matches!(bytes.len(), 16 | 24 | 32) {
-            return Err(Problem::KeyLength {
-                namespace: namespace.into(),
-                name: name.into(),
-                key: key.into(),
-                len: bytes.len(),
-            });
-        }
-        let fingerprint = crate::fingerprint(&bytes);
+        // The sidecar's own key type checks the length and names the key,
+        // so the operator's fingerprints are the sidecars' by construction.
+        let fingerprint = match Key::new(&bytes) {
+            Ok(k) => k.fingerprint().to_string(),
+            Err(_) => {
+                return Err(Problem::KeyLength {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    key: key.into(),
+                    len: bytes.len(),
+                })
+            }
+        };
         Ok(KeyMaterial { bytes, fingerprint })
     }
 
@@ -148,4 +153,32 @@ pub struct KeyReports {
     pub holders: HashMap<String, u32>,
     /// Members that encrypt with each key (their primary).
     pub encrypting: HashMap<String, u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_fingerprints_are_the_sidecars() {
+        // SHA-256 of sixteen zero bytes starts 374708ff (the keyring's own
+        // test vector).
+        let m = KeyMaterial::new(vec![0; 16], "shop", "gossip-key", "key").unwrap();
+        assert_eq!(m.fingerprint(), "sha256:374708ff");
+        assert_eq!(format!("{m:?}"), "KeyMaterial(sha256:374708ff, 16 bytes)");
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_length_is_a_problem_naming_its_source() {
+        let e = KeyMaterial::new(vec![0; 15], "shop", "gossip-key", "key").unwrap_err();
+        assert_eq!(
+            e,
+            Problem::KeyLength {
+                namespace: "shop".into(),
+                name: "gossip-key".into(),
+                key: "key".into(),
+                len: 15,
+            }
+        );
+    }
 }

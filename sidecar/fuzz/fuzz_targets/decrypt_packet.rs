@@ -11,8 +11,8 @@
 //! does not authenticate).
 #![no_main]
 
-use gossamer_sidecar::keyring::{EncryptionVersion, Key, Keyring, NonceRng};
-use gossamer_sidecar::wire::decode_packet;
+use gossamer_core::keyring::{EncryptionVersion, Key, Keyring, NonceRng};
+use gossamer_core::wire::decode_packet;
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 

@@ -9,9 +9,9 @@
 //! decode, the whole frame must decode to the same message.
 #![no_main]
 
-use gossamer_sidecar::keyring::{seal_stream_frame, EncryptionVersion, Key, Keyring, NonceRng};
-use gossamer_sidecar::membership::StreamCodec;
-use gossamer_sidecar::wire::{add_label_header, encode_stream, StreamMessage};
+use gossamer_core::keyring::{seal_stream_frame, EncryptionVersion, Key, Keyring, NonceRng};
+use gossamer_core::membership::StreamCodec;
+use gossamer_core::wire::{add_label_header, encode_stream, StreamMessage};
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 

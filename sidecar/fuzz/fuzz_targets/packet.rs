@@ -2,7 +2,7 @@
 //! unwrapping and message decoding. Must never panic.
 #![no_main]
 
-use gossamer_sidecar::wire::{decode_message, decode_packet, split_label_header};
+use gossamer_core::wire::{decode_message, decode_packet, split_label_header};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

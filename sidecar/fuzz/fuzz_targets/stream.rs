@@ -2,7 +2,7 @@
 //! never panic, and a shorter prefix must never decode to more.
 #![no_main]
 
-use gossamer_sidecar::wire::{decode_stream, encode_stream, split_stream_label};
+use gossamer_core::wire::{decode_stream, encode_stream, split_stream_label};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

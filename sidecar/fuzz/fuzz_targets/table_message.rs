@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use gossamer_sidecar::tables::{codec, Config, Tables};
+use gossamer_core::tables::{codec, Config, Tables};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use rand::SeedableRng;
 
-use gossamer_sidecar::keyring::{seal_stream_frame, EncryptionVersion, Key, Keyring, NonceRng};
-use gossamer_sidecar::wire::{
+use gossamer_core::keyring::{seal_stream_frame, EncryptionVersion, Key, Keyring, NonceRng};
+use gossamer_core::wire::{
     add_crc, add_label_header, compress_payload, encode_compound, encode_stream, Ack, Alive, Dead,
     IndirectPing, Message, Nack, Ping, PushNodeState, PushPull, StreamMessage, Suspect,
 };

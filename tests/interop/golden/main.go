@@ -1,5 +1,5 @@
 // Command golden produces and checks wire vectors for Gossamer's memberlist
-// codec (sidecar/src/wire), using the same msgpack library and settings as
+// codec (sidecar/core/src/wire), using the same msgpack library and settings as
 // hashicorp/memberlist v0.7.0.
 //
 //	golden encode   prints [{name, kind, hex}] for a fixed set of cases

@@ -1,5 +1,5 @@
 // Command networkdb-golden prints golden wire vectors for Gossamer's NetworkDB
-// codec (sidecar/src/tables), marshalled by the real libnetwork networkdb
+// codec (sidecar/core/src/tables), marshalled by the real libnetwork networkdb
 // package: its gogo/protobuf generated types (networkdb.pb.go) and the same
 // envelope libnetwork builds in message.go (GossipMessage{Type, Data}, and
 // CompoundMessage for compound messages).
@@ -10,7 +10,7 @@
 //	                          types, re-marshals it and prints [{name, hex}];
 //	                          exits non-zero if any entry fails to decode
 //
-// The Rust test (sidecar/tests/tables_golden.rs) builds the same named cases
+// The Rust test (sidecar/core/tests/tables_golden.rs) builds the same named cases
 // independently and compares bytes both ways.
 package main
 

@@ -1,7 +1,7 @@
 //! Encode/decode costs of the memberlist wire codec.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gossamer_sidecar::wire::{
+use gossamer_core::wire::{
     decode_message, decode_packet, decode_stream, encode_compound, encode_stream, Alive, Message,
     Ping, PushNodeState, PushPull, StreamMessage,
 };

@@ -12,19 +12,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use gossamer_sidecar::keyring::{
+use gossamer_core::keyring::{
     decrypt_payload, encrypt_payload, open_stream_frame, seal_stream_frame, EncryptionVersion, Key,
     Keyring, NonceRng,
 };
-use gossamer_sidecar::wire::encrypt::split_encrypted_stream;
-use gossamer_sidecar::wire::{decode_packet, decode_stream};
+use gossamer_core::wire::encrypt::split_encrypted_stream;
+use gossamer_core::wire::{decode_packet, decode_stream};
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
 fn golden_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/golden");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/golden");
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gossamer-golden-crypt");
         let res = Command::new("go")
             .args(["build", "-o"])

@@ -1,8 +1,8 @@
 //! Property tests for the memberlist wire codec: every message roundtrips,
 //! and no decoder panics on arbitrary, truncated or mutated input.
 
-use gossamer_sidecar::wire::encrypt::split_encrypted_stream;
-use gossamer_sidecar::wire::{
+use gossamer_core::wire::encrypt::split_encrypted_stream;
+use gossamer_core::wire::{
     add_crc, add_label_header, compress_payload, decode_message, decode_packet, decode_stream,
     decompress_payload, encode_compound, encode_stream, lzw_compress, lzw_decompress,
     split_label_header, split_stream_label, Ack, Alive, Dead, ErrResp, IndirectPing, Message, Nack,

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use gossamer_sidecar::tables::codec::{self, Decoded};
-use gossamer_sidecar::tables::proto::{
+use gossamer_core::tables::codec::{self, Decoded};
+use gossamer_core::tables::proto::{
     network_event, node_event, table_event, BulkSyncMessage, GossipMessage, NetworkEntry,
     NetworkEvent, NetworkPushPull, NodeEvent, TableEvent,
 };
@@ -24,7 +24,7 @@ use prost::Message;
 use serde_json::{json, Value};
 
 fn tool_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/networkdb-golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/networkdb-golden")
 }
 
 /// Builds the Go tool once per test binary.
@@ -333,7 +333,7 @@ fn tables_golden_checked_in_vectors_match_the_go_package() {
 
 #[test]
 fn tables_golden_core_output_decodes_in_go() {
-    use gossamer_sidecar::tables::{Config, Output, Tables};
+    use gossamer_core::tables::{Config, Output, Tables};
     use std::time::Duration;
 
     #[allow(clippy::disallowed_methods)] // the virtual-time origin

@@ -19,7 +19,6 @@
 
 mod core;
 mod net;
-pub mod plot;
 pub mod scenario;
 mod trace;
 

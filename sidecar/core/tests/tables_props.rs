@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use gossamer_sidecar::tables::{Change, Config, Output, Tables};
+use gossamer_core::tables::{Change, Config, Output, Tables};
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::seq::{IndexedRandom, SliceRandom};

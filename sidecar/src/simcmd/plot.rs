@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
-use super::scenario::{Report, Scenario};
+use gossamer_sidecar::sim::scenario::{Report, Scenario};
 
 /// Time points of the curve: fine steps up to a little past the last node
 /// informed (or the end of the run).

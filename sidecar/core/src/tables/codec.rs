@@ -4,11 +4,11 @@
 //! `data`; a compound is a `GossipMessage{COMPOUND, CompoundMessage{[...]}}`
 //! whose parts are themselves wrapped messages. prost and gogo/protobuf both
 //! write fields in field-number order and leave out proto3 defaults, so the
-//! bytes are the Go package's (golden test: `sidecar/tests/tables_golden.rs`).
+//! bytes are the Go package's (golden test: `sidecar/core/tests/tables_golden.rs`).
 
 use prost::Message;
 
-use gossamer_proto::networkdb::{
+use super::proto::{
     compound_message::SimpleMessage, BulkSyncMessage, CompoundMessage, GossipMessage, MessageType,
     NetworkEvent, NetworkPushPull, NodeEvent, TableEvent,
 };

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use gossamer_sidecar::wire::{
+use gossamer_core::wire::{
     add_crc, add_label_header, compress_payload, decode_message, decode_packet, decode_stream,
     encode_compound, encode_stream, split_label_header, split_stream_label, Ack, Alive, Dead,
     ErrResp, IndirectPing, Message, Nack, Ping, PushNodeState, PushPull, StreamMessage, Suspect,
@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 // ------------------------------------------------------------ the Go tool
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/golden")
 }
 
 /// Builds the Go tool once per test binary.

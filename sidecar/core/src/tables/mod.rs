@@ -76,9 +76,22 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+/// libnetwork NetworkDB gossip messages (package `networkdb`), generated
+/// with prost from `proto/networkdb/networkdb.proto`: the same message
+/// names, field numbers and types, so their encoding is byte-identical to
+/// the Go package's gogo/protobuf output (checked by golden vectors produced
+/// by the real Go package, `sidecar/core/tests/tables_golden.rs`).
+///
+/// Every message travels wrapped in a [`proto::GossipMessage`] whose `type`
+/// says how to decode `data`; a compound message is a
+/// [`proto::CompoundMessage`] of such wrapped messages.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/networkdb.rs"));
+}
+
 pub use clock::LamportClock;
 pub use config::Config;
-pub use gossamer_proto::networkdb as proto;
 pub use types::{Change, EntryView, NetworkStats, Output, SendId, Stats, TablesError, WatchEvent};
 
 use std::collections::{BTreeMap, VecDeque};

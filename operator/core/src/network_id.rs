@@ -1,14 +1,7 @@
-//! Short, stable names for keys and networks.
+//! A short, stable name for a network. (A key's short name, its
+//! fingerprint, is the engine's: `gossamer_core::keyring::Fingerprint`.)
 
 use sha2::{Digest, Sha256};
-
-/// A key's fingerprint: `sha256:` and the first 8 hex digits of the SHA-256
-/// of its bytes, exactly as the sidecar's keyring prints it. It is the only
-/// thing about a key that logs, Events, status and metrics ever show.
-pub fn fingerprint(key: &[u8]) -> String {
-    let d = Sha256::digest(key);
-    format!("sha256:{}", hex::encode(&d[..4]))
-}
 
 /// A network's stable wire id: the first 12 hex digits of the SHA-256 of
 /// the GossipNetwork's uid. A network deleted and created again under the
@@ -21,13 +14,6 @@ pub fn network_id(uid: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprint_is_the_sidecars_format() {
-        // sha256("") = e3b0c442...
-        assert_eq!(fingerprint(b""), "sha256:e3b0c442");
-        assert_eq!(fingerprint(&[0u8; 32]).len(), "sha256:".len() + 8);
-    }
 
     #[test]
     fn network_ids_are_12_hex_digits_and_stable() {

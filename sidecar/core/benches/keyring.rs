@@ -2,11 +2,11 @@
 //! (memberlist's UDP budget) with AES-128 and AES-256, next to the plain
 //! path (label framing and the copy the core makes of a received body).
 //!
-//! `cargo bench -p gossamer-sidecar --bench keyring`
+//! `cargo bench -p gossamer-core --bench keyring`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use gossamer_sidecar::keyring::{EncryptionVersion, Key, Keyring, NonceRng};
-use gossamer_sidecar::wire::{add_label_header, split_label_header};
+use gossamer_core::keyring::{EncryptionVersion, Key, Keyring, NonceRng};
+use gossamer_core::wire::{add_label_header, split_label_header};
 use rand::SeedableRng;
 
 const PACKET: usize = 1400;
