@@ -343,7 +343,7 @@ impl FileConfig {
         if let Some(v) = self.verify_outgoing {
             cfg.gossip_verify_outgoing = v;
         }
-        cfg.validate()?;
+        cfg.validate().map_err(|e| e.to_string())?;
         Ok((cfg, bind))
     }
 }

@@ -95,6 +95,26 @@ pub struct Node {
     outputs: VecDeque<Output>,
 }
 
+/// Why a [`Node`] cannot be made. Variant names fit metric labels.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The membership configuration is invalid.
+    #[error(transparent)]
+    Membership(#[from] membership::ConfigError),
+    /// The tables configuration is invalid.
+    #[error(transparent)]
+    Tables(#[from] tables::ConfigError),
+    /// The two configurations name different nodes.
+    #[error("tables node name {tables:?} differs from the membership name {membership:?}: they must be equal")]
+    NameMismatch {
+        /// `tables::Config::node_name`.
+        tables: String,
+        /// `membership::Config::name`.
+        membership: String,
+    },
+}
+
 impl Node {
     /// Creates the node. `tcfg.node_name` MUST equal `mcfg.name`.
     ///
@@ -106,12 +126,12 @@ impl Node {
         seed: u64,
         nonces: NonceRng,
         now: Instant,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NodeError> {
         if tcfg.node_name != mcfg.name {
-            return Err(format!(
-                "tables node name {:?} differs from the membership name {:?}: they must be equal",
-                tcfg.node_name, mcfg.name
-            ));
+            return Err(NodeError::NameMismatch {
+                tables: tcfg.node_name,
+                membership: mcfg.name,
+            });
         }
         let tables = Tables::new(tcfg, seed.rotate_left(17) ^ 0x7461_626c_6573, now)?;
         let app = App {

@@ -126,7 +126,12 @@ pub struct NodeHandle {
 pub enum StartError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] gossamer_core::node::NodeError),
+    /// The advertise address is 0.0.0.0 or [::]: peers cannot reach it.
+    #[error(
+        "advertise address {0} is unspecified: set node.advertise to an address peers can reach"
+    )]
+    UnspecifiedAdvertise(SocketAddr),
     /// A socket could not be bound.
     #[error("cannot bind {addr} for UDP and TCP: {source}; pick a free port or stop the process using it")]
     Bind {
@@ -326,7 +331,8 @@ pub async fn start(
     bind_addr: SocketAddr,
     seed: u64,
 ) -> Result<(NodeHandle, mpsc::UnboundedReceiver<Event>), StartError> {
-    cfg.validate().map_err(StartError::Config)?;
+    cfg.validate()
+        .map_err(gossamer_core::node::NodeError::from)?;
     let (udp, tcp) = bind(bind_addr).await?;
     let local = udp.local_addr().map_err(|e| StartError::Bind {
         addr: bind_addr,
@@ -336,18 +342,14 @@ pub async fn start(
         cfg.advertise.set_port(local.port());
     }
     if cfg.advertise.ip().is_unspecified() {
-        return Err(StartError::Config(format!(
-            "advertise address {} is unspecified: set node.advertise to an address peers can reach",
-            cfg.advertise
-        )));
+        return Err(StartError::UnspecifiedAdvertise(cfg.advertise));
     }
     let name = cfg.name.clone();
     // Nonces must never repeat under a key shared by the whole cluster, so
     // they come from OS entropy, not from the (possibly fixed) `seed`.
     let nonces = <NonceRng as rand::SeedableRng>::from_os_rng();
     let tables = node::tables_config(&cfg);
-    let core = Node::new(cfg, tables, seed, nonces, std::time::Instant::now())
-        .map_err(StartError::Config)?;
+    let core = Node::new(cfg, tables, seed, nonces, std::time::Instant::now())?;
     let watch = WatchChannel::default();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();

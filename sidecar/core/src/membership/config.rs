@@ -177,53 +177,81 @@ impl Config {
 
     /// Checks the values a person could get wrong; the error names the field,
     /// the value, and what is allowed.
-    pub fn validate(&self) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// The first bad value, as a [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.name.is_empty() {
-            return Err("node name is empty: set a name or leave it unset for a random id".into());
+            return Err(ConfigError::EmptyName);
         }
         if self.name.len() > 255 {
-            return Err(format!(
-                "node name is {} bytes long; keep it under 64 (it travels in every packet)",
-                self.name.len()
-            ));
+            return Err(ConfigError::NameTooLong(self.name.len()));
         }
         if !(2..=PROTOCOL_VERSION_MAX).contains(&self.protocol_version) {
-            return Err(format!(
-                "protocol_version {} is not supported: use 2 to {PROTOCOL_VERSION_MAX}",
-                self.protocol_version
-            ));
+            return Err(ConfigError::ProtocolVersion(self.protocol_version));
         }
         if self.meta.len() > crate::wire::META_MAX_SIZE {
-            return Err(format!(
-                "node metadata is {} bytes, over the limit of {} bytes",
-                self.meta.len(),
-                crate::wire::META_MAX_SIZE
-            ));
+            return Err(ConfigError::MetaTooLarge(self.meta.len()));
         }
         if self.label.len() > 255 {
-            return Err(format!(
-                "label is {} bytes long, over the limit of 255",
-                self.label.len()
-            ));
+            return Err(ConfigError::LabelTooLong(self.label.len()));
         }
         if self.probe_interval.is_zero() || self.probe_timeout.is_zero() {
-            return Err("probe_interval and probe_timeout must be above zero".into());
+            return Err(ConfigError::ZeroProbeTiming);
         }
         if self.probe_timeout > self.probe_interval {
-            return Err(format!(
-                "probe_timeout {:?} is longer than probe_interval {:?}: it must be shorter",
-                self.probe_timeout, self.probe_interval
-            ));
+            return Err(ConfigError::ProbeTimeoutOverInterval {
+                timeout: self.probe_timeout,
+                interval: self.probe_interval,
+            });
         }
         if self.udp_buffer_size < 512 {
-            return Err(format!(
-                "udp_buffer_size {} is too small: use at least 512",
-                self.udp_buffer_size
-            ));
+            return Err(ConfigError::UdpBufferTooSmall(self.udp_buffer_size));
         }
         if self.awareness_max_multiplier == 0 {
-            return Err("awareness_max_multiplier must be at least 1".into());
+            return Err(ConfigError::ZeroAwareness);
         }
         Ok(())
     }
+}
+
+/// Why a membership [`Config`] is refused. Variant names are stable and fit
+/// metric labels; the texts name the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No node name.
+    #[error("node name is empty: set a name or leave it unset for a random id")]
+    EmptyName,
+    /// A node name over 255 bytes.
+    #[error("node name is {0} bytes long; keep it under 64 (it travels in every packet)")]
+    NameTooLong(usize),
+    /// A protocol version outside 2..=5.
+    #[error("protocol_version {0} is not supported: use 2 to {max}", max = PROTOCOL_VERSION_MAX)]
+    ProtocolVersion(u8),
+    /// Node metadata over memberlist's limit.
+    #[error("node metadata is {0} bytes, over the limit of {max} bytes", max = crate::wire::META_MAX_SIZE)]
+    MetaTooLarge(usize),
+    /// A label over 255 bytes.
+    #[error("label is {0} bytes long, over the limit of 255")]
+    LabelTooLong(usize),
+    /// A zero probe interval or timeout.
+    #[error("probe_interval and probe_timeout must be above zero")]
+    ZeroProbeTiming,
+    /// A probe timeout longer than the interval.
+    #[error(
+        "probe_timeout {timeout:?} is longer than probe_interval {interval:?}: it must be shorter"
+    )]
+    ProbeTimeoutOverInterval {
+        /// `probe_timeout`.
+        timeout: std::time::Duration,
+        /// `probe_interval`.
+        interval: std::time::Duration,
+    },
+    /// A UDP buffer under 512 bytes.
+    #[error("udp_buffer_size {0} is too small: use at least 512")]
+    UdpBufferTooSmall(usize),
+    /// An awareness multiplier of zero.
+    #[error("awareness_max_multiplier must be at least 1")]
+    ZeroAwareness,
 }

@@ -22,7 +22,8 @@ mod types;
 
 pub use codec::{StreamCodec, StreamCodecError};
 pub use config::{
-    Config, Profile, PROTOCOL_VERSION_DEFAULT, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
+    Config, ConfigError, Profile, PROTOCOL_VERSION_DEFAULT, PROTOCOL_VERSION_MAX,
+    PROTOCOL_VERSION_MIN,
 };
 pub use delegate::{Delegate, NoDelegate};
 pub use queue::{retransmit_limit, BroadcastQueue};
@@ -178,7 +179,7 @@ impl Membership<NoDelegate> {
     ///
     /// # Errors
     /// The configuration's own validation error.
-    pub fn new(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
+    pub fn new(cfg: Config, seed: u64, now: Instant) -> Result<Self, ConfigError> {
         let nonces = NonceRng::seed_from_u64(seed ^ 0x6e6f_6e63_6573_2121);
         Self::with_nonce_rng(cfg, seed, nonces, now)
     }
@@ -193,7 +194,7 @@ impl Membership<NoDelegate> {
         seed: u64,
         nonces: NonceRng,
         now: Instant,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         Membership::with_delegate(cfg, seed, nonces, NoDelegate, now)
     }
 }
@@ -210,7 +211,7 @@ impl<D: Delegate> Membership<D> {
         nonces: NonceRng,
         delegate: D,
         now: Instant,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let mut m = Membership {
             awareness: Awareness::new(cfg.awareness_max_multiplier),

@@ -597,7 +597,13 @@ fn profiles_match_memberlist_defaults() {
     );
     let mut bad = lan.clone();
     bad.protocol_version = 6;
-    assert!(bad.validate().unwrap_err().contains("protocol_version 6"));
+    let err = bad.validate().unwrap_err();
+    assert_eq!(err, super::ConfigError::ProtocolVersion(6));
+    assert!(
+        err.to_string()
+            .contains("protocol_version 6 is not supported: use 2 to 5"),
+        "{err}"
+    );
 }
 
 #[test]

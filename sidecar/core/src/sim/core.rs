@@ -12,7 +12,7 @@ use crate::membership::{
     self, Config, Delegate, Membership, NoDelegate, Snapshot, StreamCodecError, StreamId,
     StreamResult,
 };
-use crate::node::{self, App, Node, Output};
+use crate::node::{self, App, Node, NodeError, Output};
 use crate::wire::StreamMessage;
 
 /// A pure state machine the simulator can run: the inputs and outputs of
@@ -27,7 +27,7 @@ pub trait Core: Sized {
     ///
     /// # Errors
     /// The configuration is invalid.
-    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, String>;
+    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, NodeError>;
 
     /// Starts from a shared converged member list.
     fn adopt_snapshot(&mut self, snapshot: Arc<Snapshot>, now: Instant);
@@ -75,8 +75,8 @@ pub trait Core: Sized {
 impl Core for Membership<NoDelegate> {
     type D = NoDelegate;
 
-    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
-        Membership::new(cfg, seed, now)
+    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, NodeError> {
+        Ok(Membership::new(cfg, seed, now)?)
     }
 
     fn adopt_snapshot(&mut self, snapshot: Arc<Snapshot>, now: Instant) {
@@ -140,7 +140,7 @@ impl Core for Membership<NoDelegate> {
 impl Core for Node {
     type D = App;
 
-    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
+    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, NodeError> {
         let tables = node::tables_config(&cfg);
         let nonces = NonceRng::seed_from_u64(seed ^ 0x6e6f_6e63_6573_2121);
         Node::new(cfg, tables, seed, nonces, now)

@@ -309,7 +309,8 @@ impl<C: Core> Sim<C> {
 
     fn make_node(&self, i: usize, adopt: bool) -> Result<C, String> {
         let now = self.instant();
-        let mut m = C::create(self.node_config(i), self.node_seed(i, 0), now)?;
+        let mut m =
+            C::create(self.node_config(i), self.node_seed(i, 0), now).map_err(|e| e.to_string())?;
         if let Some(s) = self.snapshot.as_ref().filter(|_| adopt) {
             m.adopt_snapshot(Arc::clone(s), now);
         }
@@ -410,7 +411,8 @@ impl<C: Core> Sim<C> {
     pub fn restart(&mut self, i: usize, seeds: &[usize]) -> Result<(), String> {
         let gen = self.nodes[i].gen + 1;
         let now = self.instant();
-        let m = C::create(self.node_config(i), self.node_seed(i, gen), now)?;
+        let m = C::create(self.node_config(i), self.node_seed(i, gen), now)
+            .map_err(|e| e.to_string())?;
         let n = &mut self.nodes[i];
         n.m = m;
         n.up = true;

@@ -68,16 +68,13 @@ impl Config {
     /// Checks the settings.
     ///
     /// # Errors
-    /// Names the first bad setting and its value.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The first bad setting and its value, as a [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node_name.is_empty() {
-            return Err("node_name is empty: give the node its memberlist name".into());
+            return Err(ConfigError::EmptyNodeName);
         }
         if self.packet_budget < 128 {
-            return Err(format!(
-                "packet_budget is {} bytes: it must be at least 128 (1400 is the default)",
-                self.packet_budget
-            ));
+            return Err(ConfigError::PacketBudget(self.packet_budget));
         }
         for (name, d) in [
             ("gossip_interval", self.gossip_interval),
@@ -87,16 +84,31 @@ impl Config {
             ("retry_interval", self.retry_interval),
         ] {
             if d.is_zero() {
-                return Err(format!("{name} is zero: it must be a positive duration"));
+                return Err(ConfigError::ZeroDuration(name));
             }
         }
         if self.reap_entry_interval < Duration::from_secs(2) {
-            return Err(format!(
-                "reap_entry_interval is {:?}: it must be at least 2 s, because tombstones \
-                 travel with their residual reap time in whole seconds",
-                self.reap_entry_interval
-            ));
+            return Err(ConfigError::ReapEntryTooShort(self.reap_entry_interval));
         }
         Ok(())
     }
+}
+
+/// Why a tables [`Config`] is refused. Variant names are stable and fit
+/// metric labels; the texts name the setting and its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No node name.
+    #[error("node_name is empty: give the node its memberlist name")]
+    EmptyNodeName,
+    /// A packet budget under 128 bytes.
+    #[error("packet_budget is {0} bytes: it must be at least 128 (1400 is the default)")]
+    PacketBudget(usize),
+    /// An interval or timeout of zero; names the setting.
+    #[error("{0} is zero: it must be a positive duration")]
+    ZeroDuration(&'static str),
+    /// A tombstone lifetime under 2 s.
+    #[error("reap_entry_interval is {0:?}: it must be at least 2 s, because tombstones travel with their residual reap time in whole seconds")]
+    ReapEntryTooShort(Duration),
 }

@@ -91,7 +91,7 @@ pub mod proto {
 }
 
 pub use clock::LamportClock;
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use types::{Change, EntryView, NetworkStats, Output, SendId, Stats, TablesError, WatchEvent};
 
 use std::collections::{BTreeMap, VecDeque};
@@ -175,7 +175,7 @@ impl Tables {
     ///
     /// # Errors
     /// The configuration's own validation error.
-    pub fn new(cfg: Config, seed: u64, now: Instant) -> Result<Self, String> {
+    pub fn new(cfg: Config, seed: u64, now: Instant) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut stagger = |d: Duration| now + d.mul_f64(rng.random::<f64>());

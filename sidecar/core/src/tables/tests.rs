@@ -899,3 +899,25 @@ fn tables_a_failed_owners_entries_reach_nodes_that_never_knew_it_hidden() {
     assert_eq!(c.nodes["n1"].stats().networks["net"].hidden, 0);
     assert_eq!(c.table("n1", "net", "t"), kv(&[("k", "again")]));
 }
+
+#[test]
+fn config_errors_name_the_setting_and_value() {
+    let mut c = cfg("n1");
+    c.packet_budget = 100;
+    let err = c.validate().unwrap_err();
+    assert_eq!(err, super::ConfigError::PacketBudget(100));
+    assert!(
+        err.to_string().contains("packet_budget is 100 bytes"),
+        "{err}"
+    );
+    let mut c = cfg("n1");
+    c.reap_period = std::time::Duration::ZERO;
+    assert_eq!(
+        c.validate().unwrap_err(),
+        super::ConfigError::ZeroDuration("reap_period")
+    );
+    assert!(matches!(
+        Tables::new(cfg(""), 1, origin()),
+        Err(super::ConfigError::EmptyNodeName)
+    ));
+}
