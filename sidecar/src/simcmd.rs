@@ -143,7 +143,8 @@ fn run(a: &SimArgs) -> Result<(), String> {
     cfg.partition_for = secs(a.partition_secs, "partition-secs")?;
     let started = Instant::now();
     // Virtual time starts now; the simulation never reads the clock again.
-    let report = sim::run_scenario_guarded(&cfg, started, memory_guard(a))?;
+    let report =
+        sim::run_scenario_guarded(&cfg, started, memory_guard(a)).map_err(|e| e.to_string())?;
     let wall = started.elapsed();
     println!("{report}");
     println!(

@@ -43,6 +43,38 @@ use crate::membership::{
 use crate::node::Output;
 use net::Net;
 
+/// Why a simulation cannot start or go on. Variant names fit metric labels.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A node's configuration is invalid.
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    /// More standby nodes than nodes.
+    #[error("{standby} standby nodes of {nodes}: there cannot be more than the nodes")]
+    TooManyStandby {
+        /// Standby nodes asked for.
+        standby: usize,
+        /// Nodes in all.
+        nodes: usize,
+    },
+    /// A scenario on fewer than two nodes.
+    #[error("{0} nodes: a scenario needs at least 2")]
+    TooFewNodes(usize),
+    /// A scenario name that is none of the known ones.
+    #[error("unknown scenario {0:?}: expected propagate, fail, partition or rotate")]
+    UnknownScenario(String),
+    /// A key the scenario needs is invalid.
+    #[error(transparent)]
+    Key(#[from] crate::keyring::KeyError),
+    /// A command a scenario gives a node was refused.
+    #[error("a node refused the scenario's command: {0}")]
+    Command(String),
+    /// The caller's guard stopped the run (e.g. over a memory budget).
+    #[error("{0}")]
+    Stopped(String),
+}
+
 /// The port every simulated node listens on.
 const PORT: u16 = 7946;
 /// First simulated address, 10.0.0.1; node `i` is 10.0.0.1 + i.
@@ -218,7 +250,7 @@ impl Sim {
     ///
     /// # Errors
     /// A node's configuration is invalid.
-    pub fn new(cfg: SimConfig, base: Instant) -> Result<Sim, String> {
+    pub fn new(cfg: SimConfig, base: Instant) -> Result<Sim, SimError> {
         Sim::with_core(cfg, base)
     }
 }
@@ -229,13 +261,13 @@ impl<C: Core> Sim<C> {
     ///
     /// # Errors
     /// A node's configuration is invalid, or `standby` exceeds `nodes`.
-    pub fn with_core(cfg: SimConfig, base: Instant) -> Result<Sim<C>, String> {
+    pub fn with_core(cfg: SimConfig, base: Instant) -> Result<Sim<C>, SimError> {
         let n = cfg.nodes;
         if cfg.standby > n {
-            return Err(format!(
-                "{} standby nodes of {n}: there cannot be more than the nodes",
-                cfg.standby
-            ));
+            return Err(SimError::TooManyStandby {
+                standby: cfg.standby,
+                nodes: n,
+            });
         }
         let active = n - cfg.standby;
         let mut sim: Sim<C> = Sim {
@@ -307,10 +339,9 @@ impl<C: Core> Sim<C> {
             .wrapping_add((i as u64) << 20 | gen as u64)
     }
 
-    fn make_node(&self, i: usize, adopt: bool) -> Result<C, String> {
+    fn make_node(&self, i: usize, adopt: bool) -> Result<C, SimError> {
         let now = self.instant();
-        let mut m =
-            C::create(self.node_config(i), self.node_seed(i, 0), now).map_err(|e| e.to_string())?;
+        let mut m = C::create(self.node_config(i), self.node_seed(i, 0), now)?;
         if let Some(s) = self.snapshot.as_ref().filter(|_| adopt) {
             m.adopt_snapshot(Arc::clone(s), now);
         }
@@ -408,11 +439,10 @@ impl<C: Core> Sim<C> {
     ///
     /// # Errors
     /// The node's configuration is invalid.
-    pub fn restart(&mut self, i: usize, seeds: &[usize]) -> Result<(), String> {
+    pub fn restart(&mut self, i: usize, seeds: &[usize]) -> Result<(), SimError> {
         let gen = self.nodes[i].gen + 1;
         let now = self.instant();
-        let m = C::create(self.node_config(i), self.node_seed(i, gen), now)
-            .map_err(|e| e.to_string())?;
+        let m = C::create(self.node_config(i), self.node_seed(i, gen), now)?;
         let n = &mut self.nodes[i];
         n.m = m;
         n.up = true;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{name_of, Sim, SimConfig};
+use super::{name_of, Sim, SimConfig, SimError};
 use crate::keyring::Key;
 use crate::membership::{Event, NodeStatus};
 
@@ -32,16 +32,14 @@ pub enum Scenario {
 }
 
 impl std::str::FromStr for Scenario {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SimError;
+    fn from_str(s: &str) -> Result<Self, SimError> {
         match s {
             "propagate" => Ok(Scenario::Propagate),
             "fail" => Ok(Scenario::Fail),
             "partition" => Ok(Scenario::Partition),
             "rotate" => Ok(Scenario::Rotate),
-            other => Err(format!(
-                "unknown scenario {other:?}: expected propagate, fail, partition or rotate"
-            )),
+            other => Err(SimError::UnknownScenario(other.to_string())),
         }
     }
 }
@@ -298,7 +296,7 @@ const STEP: Duration = Duration::from_millis(50);
 ///
 /// # Errors
 /// A node's configuration is invalid, or too few nodes for the scenario.
-pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, String> {
+pub fn run_scenario(cfg: &ScenarioConfig, base: Instant) -> Result<Report, SimError> {
     run_scenario_guarded(cfg, base, |_| Ok(()))
 }
 
@@ -312,17 +310,14 @@ pub fn run_scenario_guarded(
     cfg: &ScenarioConfig,
     base: Instant,
     mut guard: impl FnMut(Duration) -> Result<(), String>,
-) -> Result<Report, String> {
+) -> Result<Report, SimError> {
     let n = cfg.sim.nodes;
     if n < 2 {
-        return Err(format!("{n} nodes: a scenario needs at least 2"));
+        return Err(SimError::TooFewNodes(n));
     }
     let mut sim_cfg = cfg.sim.clone();
     let (old_key, new_key) = (Key::new(&[7; 32]), Key::new(&[9; 32]));
-    let (old_key, new_key) = (
-        old_key.map_err(|e| e.to_string())?,
-        new_key.map_err(|e| e.to_string())?,
-    );
+    let (old_key, new_key) = (old_key?, new_key?);
     if cfg.scenario == Scenario::Rotate {
         sim_cfg.keys = vec![old_key.clone()];
     }
@@ -383,7 +378,7 @@ pub fn run_scenario_guarded(
                 match cfg.scenario {
                     Scenario::Propagate => {
                         sim.command(0, |m, now| m.set_meta(b"v2".to_vec(), now))
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| SimError::Command(e.to_string()))?;
                         learned[0] = Some(Duration::ZERO);
                     }
                     Scenario::Fail => sim.crash(victim),
@@ -453,7 +448,7 @@ pub fn run_scenario_guarded(
             }
         }
         if next.as_secs() != t.as_secs() {
-            guard(next)?;
+            guard(next).map_err(SimError::Stopped)?;
         }
         t = next;
     }

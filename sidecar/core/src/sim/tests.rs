@@ -224,3 +224,36 @@ fn a_healed_partition_echoes_dead_messages_but_no_probe_fails_without_loss() {
     assert_eq!(r.false_positive_declarations, 0, "{r}");
     assert!(r.quantile(1.0).is_some(), "the halves merged again: {r}");
 }
+
+#[test]
+fn bad_simulations_are_refused_with_typed_errors() {
+    let mut c = SimConfig::lan(3, 1);
+    c.standby = 4;
+    let err = Sim::new(c, Instant::now())
+        .err()
+        .expect("more standby nodes than nodes");
+    assert_eq!(
+        err,
+        SimError::TooManyStandby {
+            standby: 4,
+            nodes: 3
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "4 standby nodes of 3: there cannot be more than the nodes"
+    );
+    let one = ScenarioConfig::new(
+        SimConfig::lan(1, 1),
+        Scenario::Propagate,
+        Duration::from_secs(1),
+    );
+    assert_eq!(
+        run_scenario(&one, Instant::now()).err(),
+        Some(SimError::TooFewNodes(1))
+    );
+    assert_eq!(
+        "gossip".parse::<Scenario>().err(),
+        Some(SimError::UnknownScenario("gossip".into()))
+    );
+}
