@@ -225,7 +225,7 @@ fn init_logging() {
 
 async fn run(args: RunArgs) -> Result<(), String> {
     let file = args.file_config()?;
-    let (mut cfg, bind) = file.to_config()?;
+    let (mut cfg, bind) = file.to_config().map_err(|e| e.to_string())?;
     if file.node.advertise.is_none() {
         cfg.advertise = bind;
     }
@@ -260,7 +260,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     for p in &file.peers {
         seeds.push(settings::resolve(p).map_err(|e| format!("peer {p:?}: {e}"))?);
     }
-    let networks = file.start_networks()?;
+    let networks = file.start_networks().map_err(|e| e.to_string())?;
     let api_listen: Option<api::Listen> = file
         .api
         .as_ref()

@@ -118,25 +118,17 @@ pub struct KeyFile {
 /// # Errors
 /// The file cannot be read, or holds another number of bytes; the error
 /// names the file and the length found, never the bytes.
-pub fn load_key_file(path: &Path) -> Result<Key, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-    Key::new(&bytes).map_err(|_| {
-        let hint = if bytes
+pub fn load_key_file(path: &Path) -> Result<Key, SettingsError> {
+    let bytes = std::fs::read(path).map_err(|source| SettingsError::KeyFileRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Key::new(&bytes).map_err(|_| SettingsError::KeyFileLength {
+        path: path.to_path_buf(),
+        len: bytes.len(),
+        looks_like_text: bytes
             .iter()
-            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-        {
-            " It looks like text: the file must hold the raw key bytes, not hex or base64 \
-             (decode hex with `xxd -r -p`, base64 with `base64 -d`), with no trailing newline."
-        } else {
-            ""
-        };
-        format!(
-            "key file {} holds {} bytes; a key file must hold exactly 16, 24 or 32 raw bytes \
-             (e.g. `head -c 32 /dev/urandom > FILE`).{hint}",
-            path.display(),
-            bytes.len()
-        )
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()),
     })
 }
 
@@ -227,11 +219,92 @@ pub fn host_identity() -> String {
 ///
 /// # Errors
 /// The text is not `host:port`, or the name does not resolve.
-pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+pub fn resolve(addr: &str) -> Result<SocketAddr, SettingsError> {
     addr.to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr:?}: {e}; expected host:port"))?
+        .map_err(|source| SettingsError::Resolve {
+            addr: addr.to_string(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("{addr:?} resolved to no address"))
+        .ok_or_else(|| SettingsError::ResolvedToNothing(addr.to_string()))
+}
+
+/// Why a configuration file (or a piece of one) is refused. Variant names
+/// fit metric labels; the texts name the value and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A key file cannot be read.
+    #[error("cannot read key file {}: {source}", path.display())]
+    KeyFileRead {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key file of the wrong length. The text gives the length, never
+    /// the bytes.
+    #[error(
+        "key file {} holds {len} bytes; a key file must hold exactly 16, 24 or 32 raw bytes \
+         (e.g. `head -c 32 /dev/urandom > FILE`).{}",
+        path.display(),
+        if *looks_like_text {
+            " It looks like text: the file must hold the raw key bytes, not hex or base64 \
+             (decode hex with `xxd -r -p`, base64 with `base64 -d`), with no trailing newline."
+        } else {
+            ""
+        }
+    )]
+    KeyFileLength {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Bytes found.
+        len: usize,
+        /// Whether the bytes are all printable text (likely hex or base64).
+        looks_like_text: bool,
+    },
+    /// A `host:port` that does not resolve.
+    #[error("cannot resolve {addr:?}: {source}; expected host:port")]
+    Resolve {
+        /// The text given.
+        addr: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// A name that resolved to no address.
+    #[error("{0:?} resolved to no address")]
+    ResolvedToNothing(String),
+    /// Malformed YAML or an unknown key.
+    #[error("invalid configuration: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    /// A network without a name.
+    #[error("networks[{0}].name is empty: give the network an id")]
+    EmptyNetworkName(usize),
+    /// A network listed twice.
+    #[error("network {0:?} is listed twice in networks")]
+    DuplicateNetwork(String),
+    /// A table without a name.
+    #[error("networks[{network}].tables[{table}] is empty: give the table a name")]
+    EmptyTableName {
+        /// Index of the network.
+        network: usize,
+        /// Index of the table.
+        table: usize,
+    },
+    /// `node.bind` is not IP:PORT.
+    #[error("node.bind {value:?} is not IP:PORT ({source}); example: 127.0.0.1:7946")]
+    Bind {
+        /// The text given.
+        value: String,
+        /// The parse error.
+        source: std::net::AddrParseError,
+    },
+    /// `node.advertise` does not resolve.
+    #[error("node.advertise: {0}")]
+    Advertise(Box<SettingsError>),
+    /// A value the core refuses.
+    #[error(transparent)]
+    Core(#[from] gossamer_core::membership::ConfigError),
 }
 
 impl FileConfig {
@@ -239,8 +312,8 @@ impl FileConfig {
     ///
     /// # Errors
     /// The YAML is malformed or has unknown keys; the message says where.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        serde_yaml_ng::from_str(text).map_err(|e| format!("invalid configuration: {e}"))
+    pub fn parse(text: &str) -> Result<Self, SettingsError> {
+        Ok(serde_yaml_ng::from_str(text)?)
     }
 
     /// The embedded default.
@@ -267,21 +340,20 @@ impl FileConfig {
     ///
     /// # Errors
     /// An empty or repeated network name, or an empty table name.
-    pub fn start_networks(&self) -> Result<Vec<String>, String> {
+    pub fn start_networks(&self) -> Result<Vec<String>, SettingsError> {
         let mut out: Vec<String> = Vec::new();
         for (i, n) in self.networks.iter().enumerate() {
             if n.name.is_empty() {
-                return Err(format!(
-                    "networks[{i}].name is empty: give the network an id"
-                ));
+                return Err(SettingsError::EmptyNetworkName(i));
             }
             if out.contains(&n.name) {
-                return Err(format!("network {:?} is listed twice in networks", n.name));
+                return Err(SettingsError::DuplicateNetwork(n.name.clone()));
             }
             if let Some(j) = n.tables.iter().position(String::is_empty) {
-                return Err(format!(
-                    "networks[{i}].tables[{j}] is empty: give the table a name"
-                ));
+                return Err(SettingsError::EmptyTableName {
+                    network: i,
+                    table: j,
+                });
             }
             out.push(n.name.clone());
         }
@@ -292,15 +364,17 @@ impl FileConfig {
     ///
     /// # Errors
     /// An address that does not parse, or a value the core refuses.
-    pub fn to_config(&self) -> Result<(Config, SocketAddr), String> {
-        let bind: SocketAddr = self.node.bind.parse().map_err(|e| {
-            format!(
-                "node.bind {:?} is not IP:PORT ({e}); example: 127.0.0.1:7946",
-                self.node.bind
-            )
-        })?;
+    pub fn to_config(&self) -> Result<(Config, SocketAddr), SettingsError> {
+        let bind: SocketAddr = self
+            .node
+            .bind
+            .parse()
+            .map_err(|source| SettingsError::Bind {
+                value: self.node.bind.clone(),
+                source,
+            })?;
         let advertise = match &self.node.advertise {
-            Some(a) => resolve(a).map_err(|e| format!("node.advertise: {e}"))?,
+            Some(a) => resolve(a).map_err(|e| SettingsError::Advertise(Box::new(e)))?,
             None => bind,
         };
         let name = self.node.name.clone().unwrap_or_else(random_node_name);
@@ -343,7 +417,7 @@ impl FileConfig {
         if let Some(v) = self.verify_outgoing {
             cfg.gossip_verify_outgoing = v;
         }
-        cfg.validate().map_err(|e| e.to_string())?;
+        cfg.validate()?;
         Ok((cfg, bind))
     }
 }
@@ -363,13 +437,27 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let e = FileConfig::parse("cluster: a\nnode: {nmae: x}\n").unwrap_err();
+        assert!(matches!(e, SettingsError::Yaml(_)), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("nmae"), "{e}");
-        let e = FileConfig::parse("profile: fast\n").unwrap_err();
+        let e = FileConfig::parse("profile: fast\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("fast") || e.contains("variant"), "{e}");
         let f = FileConfig::parse("node: {bind: 'nowhere'}\n").unwrap();
-        assert!(f.to_config().unwrap_err().contains("nowhere"));
+        let e = f.to_config().unwrap_err();
+        assert!(matches!(e, SettingsError::Bind { .. }), "{e:?}");
+        assert!(e.to_string().contains("nowhere"), "{e}");
         let f = FileConfig::parse("tuning: {protocol_version: 9}\n").unwrap();
-        assert!(f.to_config().unwrap_err().contains("protocol_version 9"));
+        let e = f.to_config().unwrap_err();
+        assert!(matches!(e, SettingsError::Core(_)), "{e:?}");
+        assert!(e.to_string().contains("protocol_version 9"), "{e}");
+        let f = FileConfig::parse("networks: [{name: a}, {name: a}]\n").unwrap();
+        let e = f.start_networks().unwrap_err();
+        assert!(
+            matches!(&e, SettingsError::DuplicateNetwork(n) if n == "a"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -401,11 +489,24 @@ mod tests {
         assert!(!cfg.gossip_verify_incoming);
         assert!(cfg.gossip_verify_outgoing);
         let e = load_key_file(&text).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SettingsError::KeyFileLength {
+                    len: 33,
+                    looks_like_text: true,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("khex") && e.contains("holds 33 bytes"), "{e}");
         assert!(e.contains("raw key bytes"), "{e}");
         assert!(!e.contains(hex_text.trim()), "{e}");
         let e = load_key_file(&dir.join("missing")).unwrap_err();
-        assert!(e.contains("missing"), "{e}");
+        assert!(matches!(e, SettingsError::KeyFileRead { .. }), "{e:?}");
+        assert!(e.to_string().contains("missing"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -422,10 +523,17 @@ mod tests {
         assert!(f
             .start_networks()
             .unwrap_err()
+            .to_string()
             .contains("\"a\" is listed twice"));
         let f = FileConfig::parse("networks: [{name: ''}]\n").unwrap();
-        assert!(f.start_networks().unwrap_err().contains("networks[0].name"));
-        let e = FileConfig::parse("api: {lisen: x}\n").unwrap_err();
+        assert!(f
+            .start_networks()
+            .unwrap_err()
+            .to_string()
+            .contains("networks[0].name"));
+        let e = FileConfig::parse("api: {lisen: x}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lisen"), "{e}");
     }
 

@@ -256,7 +256,7 @@ async fn handle_line(node: &NodeHandle, line: &str, leave_requested: &mut bool) 
                 match crate::settings::resolve(s) {
                     Ok(a) => addrs.push(a),
                     Err(e) => {
-                        print(json!({"ev": "join_failed", "error": e}));
+                        print(json!({"ev": "join_failed", "error": e.to_string()}));
                         return false;
                     }
                 }
