@@ -261,16 +261,16 @@ async fn run(args: RunArgs) -> Result<(), String> {
         seeds.push(settings::resolve(p).map_err(|e| format!("peer {p:?}: {e}"))?);
     }
     let networks = file.start_networks().map_err(|e| e.to_string())?;
-    let api_listen: Option<api::Listen> = file
-        .api
-        .as_ref()
-        .map(|a| a.listen.parse())
-        .transpose()
-        .map_err(|e: String| format!("api.listen: {e}"))?;
+    let api_listen: Option<api::Listen> =
+        file.api
+            .as_ref()
+            .map(|a| a.listen.parse())
+            .transpose()
+            .map_err(|e: api::ListenError| format!("api.listen: {e}"))?;
     // Bind the API before the node starts, so that a taken port is an
     // error at start.
     let api_listener = match &api_listen {
-        Some(l) => Some(api::Listener::bind(l).await?),
+        Some(l) => Some(api::Listener::bind(l).await.map_err(|e| e.to_string())?),
         None => None,
     };
     let metrics_listener = match &file.metrics.listen {
@@ -278,7 +278,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             let addr: std::net::SocketAddr = a.parse().map_err(|e| {
                 format!("metrics.listen {a:?} is not IP:PORT ({e}); example: 127.0.0.1:9946")
             })?;
-            Some(metrics::bind(addr).await?)
+            Some(metrics::bind(addr).await.map_err(|e| e.to_string())?)
         }
         None => None,
     };

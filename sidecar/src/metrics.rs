@@ -371,10 +371,21 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
 ///
 /// # Errors
 /// The address is taken or not allowed, with what to do.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        format!("cannot listen for metrics on {addr}: {e}; pick a free port (metrics.listen)")
-    })
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// The metrics address cannot be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for metrics on {addr}: {source}; pick a free port (metrics.listen)")]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The OS error.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Logs a stats line every `every`: members, health, queues, packets per

@@ -41,20 +41,63 @@ pub enum Listen {
 }
 
 impl std::str::FromStr for Listen {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ListenError;
+    fn from_str(s: &str) -> Result<Self, ListenError> {
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err(
-                    "api listen address \"unix:\" has no path: use unix:/path/to/socket".into(),
-                );
+                return Err(ListenError::EmptyUnixPath);
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
-        s.parse().map(Listen::Tcp).map_err(|e| {
-            format!("api listen address {s:?} is neither IP:PORT nor unix:PATH ({e}); example: 127.0.0.1:7947")
-        })
+        s.parse()
+            .map(Listen::Tcp)
+            .map_err(|source| ListenError::Address {
+                value: s.to_string(),
+                source,
+            })
     }
+}
+
+/// Why the API cannot listen where it was asked to. Variant names fit
+/// metric labels; the texts say what to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenError {
+    /// `unix:` with no path.
+    #[error("api listen address \"unix:\" has no path: use unix:/path/to/socket")]
+    EmptyUnixPath,
+    /// Neither `IP:PORT` nor `unix:PATH`.
+    #[error("api listen address {value:?} is neither IP:PORT nor unix:PATH ({source}); example: 127.0.0.1:7947")]
+    Address {
+        /// The text given.
+        value: String,
+        /// Why it is no IP:PORT.
+        source: std::net::AddrParseError,
+    },
+    /// The TCP address cannot be bound.
+    #[error("cannot bind the API on {addr}: {source}; pick a free port (api.listen)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A stale socket file cannot be removed.
+    #[error("cannot replace the API socket {}: {source}", path.display())]
+    ReplaceSocket {
+        /// The socket's path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The Unix socket cannot be bound.
+    #[error("cannot bind the API socket {}: {source}", path.display())]
+    BindSocket {
+        /// The socket's path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// A bound API listener, not yet serving.
@@ -71,23 +114,32 @@ impl Listener {
     ///
     /// # Errors
     /// The address cannot be bound; the message names it.
-    pub async fn bind(listen: &Listen) -> Result<Self, String> {
+    pub async fn bind(listen: &Listen) -> Result<Self, ListenError> {
         match listen {
             Listen::Tcp(addr) => {
-                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                    format!("cannot bind the API on {addr}: {e}; pick a free port (api.listen)")
-                })?;
-                let local = l.local_addr().map_err(|e| e.to_string())?;
+                let bind_err = |source| ListenError::Bind {
+                    addr: *addr,
+                    source,
+                };
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err)?;
+                let local = l.local_addr().map_err(bind_err)?;
                 Ok(Listener::Tcp(l, local))
             }
             Listen::Unix(path) => {
                 if path.exists() {
-                    std::fs::remove_file(path).map_err(|e| {
-                        format!("cannot replace the API socket {}: {e}", path.display())
+                    std::fs::remove_file(path).map_err(|source| ListenError::ReplaceSocket {
+                        path: path.clone(),
+                        source,
                     })?;
                 }
-                let l = tokio::net::UnixListener::bind(path)
-                    .map_err(|e| format!("cannot bind the API socket {}: {e}", path.display()))?;
+                let l = tokio::net::UnixListener::bind(path).map_err(|source| {
+                    ListenError::BindSocket {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 Ok(Listener::Unix(l, path.clone()))
             }
         }
@@ -454,5 +506,47 @@ impl TablesApi for Service {
             })
             .await?;
         Ok(Response::new(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listen_addresses_are_checked_with_typed_errors() {
+        assert_eq!(
+            "127.0.0.1:7947".parse::<Listen>().unwrap(),
+            Listen::Tcp(([127, 0, 0, 1], 7947).into())
+        );
+        assert_eq!(
+            "unix:/run/g.sock".parse::<Listen>().unwrap(),
+            Listen::Unix("/run/g.sock".into())
+        );
+        assert!(matches!(
+            "unix:".parse::<Listen>(),
+            Err(ListenError::EmptyUnixPath)
+        ));
+        let e = "localhost".parse::<Listen>().unwrap_err();
+        assert!(
+            matches!(&e, ListenError::Address { value, .. } if value == "localhost"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("neither IP:PORT nor unix:PATH"),
+            "{e}"
+        );
+        // A taken port names the address.
+        let first = Listener::bind(&"127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let Listener::Tcp(_, taken) = &first else {
+            panic!("a TCP listener")
+        };
+        let e = Listener::bind(&Listen::Tcp(*taken)).await.unwrap_err();
+        assert!(
+            matches!(&e, ListenError::Bind { addr, .. } if addr == taken),
+            "{e:?}"
+        );
     }
 }
