@@ -19,7 +19,7 @@ step "format"
 cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-step "the engine stays sans-IO (no tokio, tonic, hyper or sockets in gossamer-core's dependencies)"
+step "the pure crates stay sans-IO (no tokio, tonic, hyper or sockets in their dependencies)"
 bash tests/core-deps.sh
 step "CRDs match the Rust types (crds/ is generated, never hand-edited)"
 cargo run -q -p gossamer-operator -- crd | diff -u crds/gossamer.dev.yaml - || {
