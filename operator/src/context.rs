@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use gossamer_operator_core::{Acks, ClusterRef, GossipSettings};
+use gossamer_operator_core::{ClusterRef, GossipSettings};
 use gossamer_operator_index::Index;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::Client;
@@ -33,8 +33,6 @@ pub struct Context {
     pub gossip: GossipSettings,
     pub resync: Duration,
     pub synced: Synced,
-    /// Current snapshot version per cluster (what the leader stored).
-    pub versions: Mutex<HashMap<ClusterRef, u64>>,
     /// The primary key of each cluster's last stored snapshot: it stays
     /// primary until a successor is on every member.
     pub primaries: Mutex<HashMap<ClusterRef, String>>,
@@ -59,7 +57,6 @@ impl Context {
             gossip,
             resync,
             synced: Synced::default(),
-            versions: Mutex::new(HashMap::new()),
             primaries: Mutex::new(HashMap::new()),
             snapshot_wake: Notify::new(),
             // A lagging receiver loses ticks, not information: any tick
@@ -100,21 +97,6 @@ impl Context {
         .into_iter()
         .find(|(flag, _)| !flag.load(Ordering::Acquire))
         .map(|(_, what)| what)
-    }
-
-    /// What the sidecars acknowledged of a cluster's snapshot. The control
-    /// stream fills the running members; until then only the version.
-    pub fn acks(&self, c: &ClusterRef) -> Acks {
-        let version = self
-            .versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(c)
-            .copied();
-        Acks {
-            version,
-            ..Acks::default()
-        }
     }
 
     /// Publishes an Event; failing to is logged, never fatal.

@@ -68,12 +68,6 @@ async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
             name: cluster,
         };
         let stamp = stamp_of(&cm);
-        if let Some(s) = &stamp {
-            ctx.versions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(c.clone(), s.version);
-        }
         if let Some(p) = stored_primary(&cm) {
             ctx.primaries
                 .lock()
@@ -160,10 +154,6 @@ async fn publish(
             Ok(written) => {
                 entry.resource_version = written.resource_version();
                 entry.versioner.commit(stamp.clone());
-                ctx.versions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(c.clone(), stamp.version);
                 ctx.metrics.snapshots_written.inc();
                 ctx.metrics
                     .snapshot_version

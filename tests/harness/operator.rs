@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -107,15 +108,8 @@ impl Operator {
         let admin_port = free_ports(1)[0];
         let dir = test_temp_dir().join("operators");
         create_dir(&dir)?;
-        static SEQ: OnceLock<Mutex<u32>> = OnceLock::new();
-        let n = {
-            let mut s = SEQ
-                .get_or_init(|| Mutex::new(0))
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            *s += 1;
-            *s
-        };
+        static SEQ: AtomicU32 = AtomicU32::new(1);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let log: PathBuf = dir.join(format!("{}-{n}.log", opts.identity));
         let mut args: Vec<String> = vec![
             "run".into(),

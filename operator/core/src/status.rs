@@ -13,8 +13,6 @@ use crate::{ClusterState, KeyDecision, Member, NetworkInput, PeersInput, Problem
 /// sidecars connect).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acks {
-    /// The cluster's current snapshot version.
-    pub version: Option<u64>,
     /// Members running it, by Pod name.
     pub running: Vec<String>,
     /// Entries members report, by network name.

@@ -13,8 +13,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use super::network::now;
-use super::{apply_status, cluster_ref, condition_events, timed};
+use super::{apply_status, cluster_ref, condition_events, now, timed};
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::metrics::ErrorLabels;

@@ -23,6 +23,15 @@ use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorLabels, KindLabel};
 
+/// The shell's clock, for condition transition times.
+pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    #[allow(clippy::disallowed_methods)] // the shell reads the clock
+    let t = std::time::SystemTime::now();
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::try_from(t).unwrap_or_default(),
+    )
+}
+
 /// Runs a reconcile with its metrics: count, in flight, duration.
 pub async fn timed<F: Future<Output = Result<Action>>>(
     ctx: &Context,

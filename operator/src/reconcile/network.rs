@@ -3,12 +3,11 @@
 use std::sync::Arc;
 
 use gossamer_operator_api::GossipNetwork;
-use gossamer_operator_core::{network_status, NetworkInput, Selector};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use gossamer_operator_core::{network_status, Acks, NetworkInput, Selector};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::{apply_status, cluster_ref, condition_events, timed};
+use super::{apply_status, cluster_ref, condition_events, now, timed};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::metrics::ErrorLabels;
@@ -50,7 +49,7 @@ async fn reconcile_inner(net: Arc<GossipNetwork>, ctx: Arc<Context>) -> Result<A
     let status = network_status(
         &input,
         &state,
-        &ctx.acks(&c),
+        &Acks::default(),
         net.metadata.generation,
         old,
         &now(),
@@ -66,11 +65,4 @@ async fn reconcile_inner(net: Arc<GossipNetwork>, ctx: Arc<Context>) -> Result<A
         .await;
     }
     Ok(Action::requeue(ctx.resync))
-}
-
-/// The shell's clock, for condition transition times.
-pub fn now() -> Time {
-    #[allow(clippy::disallowed_methods)] // the shell reads the clock
-    let t = std::time::SystemTime::now();
-    Time(k8s_openapi::jiff::Timestamp::try_from(t).unwrap_or_default())
 }

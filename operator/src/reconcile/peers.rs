@@ -7,8 +7,7 @@ use gossamer_operator_core::{peers_status, PeersInput};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::network::now;
-use super::{apply_status, cluster_ref, condition_events, timed};
+use super::{apply_status, cluster_ref, condition_events, now, timed};
 use crate::context::Context;
 use crate::error::{Error, Result};
 
