@@ -16,6 +16,7 @@
 pub use gossamer_core::{keyring, membership, node, sim, tables, wire};
 
 pub mod api;
+pub mod join;
 pub mod metrics;
 pub mod runtime;
 pub mod settings;

@@ -8,13 +8,14 @@ mod simcmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gossamer_sidecar::keyring::Key;
 use gossamer_sidecar::membership::{Event, Profile};
 use gossamer_sidecar::settings::{self, FileConfig};
-use gossamer_sidecar::{api, metrics, runtime, stdio};
+use gossamer_sidecar::{api, join, metrics, runtime, stdio};
 use tracing::{error, info};
 
 #[derive(Parser, Debug)]
@@ -256,10 +257,6 @@ async fn run(args: RunArgs) -> Result<(), String> {
             "gossip encryption on"
         );
     }
-    let mut seeds = Vec::new();
-    for p in &file.peers {
-        seeds.push(settings::resolve(p).map_err(|e| format!("peer {p:?}: {e}"))?);
-    }
     let networks = file.start_networks().map_err(|e| e.to_string())?;
     let api_listen: Option<api::Listen> =
         file.api
@@ -295,11 +292,22 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .ok_or("the node stopped while starting")?
             .map_err(|e| e.to_string())?;
     }
-    if !seeds.is_empty() {
-        node.join(seeds);
-    }
+    // Peers are resolved at every try, never here: a seed that does not
+    // answer or resolve yet is retried, not fatal.
+    let join_status = Arc::new(join::JoinStatus::default());
+    let (_peers_tx, peers_rx) = tokio::sync::watch::channel(file.peers.clone());
+    tokio::spawn(join::run(
+        node.clone(),
+        peers_rx,
+        join::SystemResolver,
+        join::Backoff::default(),
+        join_status.clone(),
+    ));
     if let Some(l) = metrics_listener {
-        tokio::spawn(metrics::serve(l, metrics::Metrics::new(node.clone())));
+        tokio::spawn(metrics::serve(
+            l,
+            metrics::Metrics::new(node.clone(), join_status.clone()),
+        ));
     }
     if file.metrics.log_interval_secs > 0 {
         tokio::spawn(metrics::log_periodically(

@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
+use crate::join::JoinStatus;
 use crate::membership::NodeStatus;
 use crate::runtime::{NodeHandle, TrafficSnapshot};
 
@@ -150,6 +151,10 @@ struct Exporter {
     table_queue: Family<NetworkLabel, Gauge>,
     table_sent: Family<NetworkLabel, Counter>,
     bytes: Family<WireLabel, Counter>,
+    joined: Gauge,
+    join_attempts: Counter,
+    join_failures: Counter,
+    join_unresolved: Counter,
 }
 
 /// Moves `c` forward to `total` (a counter never goes back).
@@ -178,6 +183,10 @@ impl Exporter {
             table_queue: Family::default(),
             table_sent: Family::default(),
             bytes: Family::default(),
+            joined: Gauge::default(),
+            join_attempts: Counter::default(),
+            join_failures: Counter::default(),
+            join_unresolved: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("members", "Members known, by state", e.members.clone());
@@ -234,6 +243,26 @@ impl Exporter {
             e.table_sent.clone(),
         );
         registry.register("wire_bytes", "Bytes on the wire", e.bytes.clone());
+        registry.register(
+            "joined",
+            "1 while another live member is seen (or there is no peer to join), else 0",
+            e.joined.clone(),
+        );
+        registry.register(
+            "join_attempts",
+            "Tries to join through the bootstrap peers",
+            e.join_attempts.clone(),
+        );
+        registry.register(
+            "join_failures",
+            "Join tries after which the node was still alone",
+            e.join_failures.clone(),
+        );
+        registry.register(
+            "join_unresolved_peers",
+            "Bootstrap peer names that did not resolve, summed over tries",
+            e.join_unresolved.clone(),
+        );
         Exporter { registry, ..e }
     }
 
@@ -278,6 +307,13 @@ impl Exporter {
         }
     }
 
+    fn update_join(&self, j: &JoinStatus) {
+        self.joined.set(i64::from(j.joined()));
+        advance(&self.join_attempts, j.attempts());
+        advance(&self.join_failures, j.failures());
+        advance(&self.join_unresolved, j.unresolved());
+    }
+
     fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
@@ -285,19 +321,37 @@ impl Exporter {
     }
 }
 
-/// Renders the node's metrics in the OpenMetrics text format.
+/// Renders the node's metrics in the OpenMetrics text format, and answers
+/// the liveness and readiness probes.
 pub struct Metrics {
     node: NodeHandle,
+    join: Arc<JoinStatus>,
     exporter: Mutex<Exporter>,
 }
 
 impl Metrics {
-    /// Metrics of `node`.
-    pub fn new(node: NodeHandle) -> Arc<Self> {
+    /// Metrics of `node`, whose join loop reports to `join`.
+    pub fn new(node: NodeHandle, join: Arc<JoinStatus>) -> Arc<Self> {
         Arc::new(Metrics {
             node,
+            join,
             exporter: Mutex::new(Exporter::new()),
         })
+    }
+
+    /// Why the node is not ready, or `None` when it is: it runs and has
+    /// joined (or has nobody to join).
+    pub async fn not_ready(&self) -> Option<String> {
+        if self.node.call(|_, _| ()).await.is_none() {
+            return Some("the node has stopped".into());
+        }
+        if !self.join.joined() {
+            return Some(match self.join.last_error() {
+                Some(e) => format!("not joined yet: {e}"),
+                None => "not joined yet".into(),
+            });
+        }
+        None
     }
 
     /// The current metrics text; `None` once the node stopped.
@@ -308,6 +362,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         e.update(&s);
+        e.update_join(&self.join);
         e.encode().ok()
     }
 }
@@ -322,14 +377,33 @@ async fn respond(
             .header("content-type", "text/plain; charset=utf-8")
             .body(Full::new(Bytes::from(text.to_string())))
     };
-    if req.uri().path() != "/metrics" {
+    if req.method() != Method::GET {
         return plain(
-            StatusCode::NOT_FOUND,
-            "not found: metrics are at /metrics\n",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use GET /metrics, /healthz or /readyz\n",
         );
     }
-    if req.method() != Method::GET {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics\n");
+    match req.uri().path() {
+        "/metrics" => {}
+        // Live while the node's task runs.
+        "/healthz" => {
+            return match metrics.node.call(|_, _| ()).await {
+                Some(()) => plain(StatusCode::OK, "ok\n"),
+                None => plain(StatusCode::SERVICE_UNAVAILABLE, "the node has stopped\n"),
+            }
+        }
+        "/readyz" => {
+            return match metrics.not_ready().await {
+                None => plain(StatusCode::OK, "ready\n"),
+                Some(why) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
+            }
+        }
+        _ => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "not found: see /metrics, /healthz and /readyz\n",
+            )
+        }
     }
     match metrics.render().await {
         Some(text) => Response::builder()
@@ -342,7 +416,7 @@ async fn respond(
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
+/// Serves `GET /metrics`, `/healthz` and `/readyz` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let (stream, from) = match listener.accept().await {

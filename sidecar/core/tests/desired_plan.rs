@@ -38,13 +38,22 @@ fn subset(of: &'static [&'static str]) -> impl Strategy<Value = BTreeSet<String>
 }
 
 fn peers() -> impl Strategy<Value = Vec<String>> {
-    prop::sample::subsequence(vec!["10.0.0.1:7946", "10.0.0.2:7946", "seed.example:7946"], 0..=3)
-        .prop_map(|v| v.into_iter().map(String::from).collect())
+    prop::sample::subsequence(
+        vec!["10.0.0.1:7946", "10.0.0.2:7946", "seed.example:7946"],
+        0..=3,
+    )
+    .prop_map(|v| v.into_iter().map(String::from).collect())
 }
 
 fn observed() -> impl Strategy<Value = Observed> {
-    (keyring(), subset(&NETS), peers(), subset(&NAMES[1..]), any::<bool>()).prop_map(
-        |((ks, p), networks, peers, members, alone)| Observed {
+    (
+        keyring(),
+        subset(&NETS),
+        peers(),
+        subset(&NAMES[1..]),
+        any::<bool>(),
+    )
+        .prop_map(|((ks, p), networks, peers, members, alone)| Observed {
             name: "me".into(),
             keys: ks.iter().map(|&i| key(i).fingerprint()).collect(),
             primary: p.map(|j| key(ks[j]).fingerprint()),
@@ -52,8 +61,7 @@ fn observed() -> impl Strategy<Value = Observed> {
             peers,
             members,
             alone,
-        },
-    )
+        })
 }
 
 fn desired() -> impl Strategy<Value = Desired> {
@@ -78,7 +86,11 @@ fn run(mut obs: Observed, steps: &[Step], want: &Desired) -> Result<Observed, Te
         match step {
             Step::InstallKey(k) => {
                 prop_assert!(!switched, "a key was installed after the primary switched");
-                prop_assert!(!obs.keys.contains(&k.fingerprint()), "reinstalled {}", k.fingerprint());
+                prop_assert!(
+                    !obs.keys.contains(&k.fingerprint()),
+                    "reinstalled {}",
+                    k.fingerprint()
+                );
             }
             Step::UsePrimary(k) => {
                 prop_assert!(
@@ -153,7 +165,9 @@ fn a_rotation_installs_then_switches_then_removes() {
         ..Desired::default()
     };
     let steps = plan(&obs, &install).unwrap();
-    assert!(matches!(steps.as_slice(), [Step::InstallKey(k)] if k.fingerprint() == new.fingerprint()));
+    assert!(
+        matches!(steps.as_slice(), [Step::InstallKey(k)] if k.fingerprint() == new.fingerprint())
+    );
 
     let switch_and_remove = Desired {
         keys: vec![new.clone()],
@@ -293,7 +307,10 @@ fn a_departed_member_is_reaped_once() {
         ..Observed::default()
     };
     let steps = plan(&obs, &want).unwrap();
-    assert!(matches!(steps.as_slice(), [Step::Reap(n)] if n == "m1"), "{steps:?}");
+    assert!(
+        matches!(steps.as_slice(), [Step::Reap(n)] if n == "m1"),
+        "{steps:?}"
+    );
     obs.apply(&steps[0]);
     assert!(plan(&obs, &want).unwrap().is_empty());
 }
