@@ -3,6 +3,8 @@
 //! everyone joins again. The resolver is injected, so "does not resolve
 //! yet" needs no DNS server.
 
+#![allow(clippy::disallowed_methods)] // a test of the shell waits on the clock
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
