@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use gossamer_sidecar::keyring::Key;
 use gossamer_sidecar::membership::{Event, Profile};
 use gossamer_sidecar::settings::{self, FileConfig};
-use gossamer_sidecar::{api, join, metrics, runtime, stdio};
+use gossamer_sidecar::{api, control, desired, join, metrics, runtime, stdio};
 use tracing::{error, info};
 
 #[derive(Parser, Debug)]
@@ -124,6 +124,49 @@ struct RunArgs {
     /// metrics.log_interval_secs).
     #[arg(long)]
     stats_interval_secs: Option<u64>,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+/// Under an operator: where its control stream is and who this Pod is. The
+/// Pod's identity comes from the downward API's environment variables.
+#[derive(clap::Args, Debug, Default)]
+struct ControlArgs {
+    /// The operator's control stream, https://HOST:PORT; turns operator
+    /// mode on (keys, networks and peers then come from the operator).
+    #[arg(long, env = "GOSSAMER_CONTROL_ENDPOINT")]
+    control_endpoint: Option<String>,
+    /// PEM CA bundle of the operator (the ConfigMap gossamer-ca-bundle).
+    #[arg(long, env = "GOSSAMER_CONTROL_CA")]
+    control_ca: Option<PathBuf>,
+    /// Projected ServiceAccount token, audience gossamer; re-read at every
+    /// connect.
+    #[arg(
+        long,
+        env = "GOSSAMER_CONTROL_TOKEN",
+        default_value = "/var/run/secrets/gossamer/token"
+    )]
+    control_token: PathBuf,
+    /// Allow an http:// endpoint: no TLS, keys in the clear. Development
+    /// only; says so in the log at every start.
+    #[arg(long)]
+    control_insecure: bool,
+    /// Gossip cluster (the Pod's gossamer.dev/cluster label).
+    #[arg(long, env = "GOSSAMER_CLUSTER")]
+    cluster: Option<String>,
+    /// The Pod's name (also the node's memberlist name).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// The Pod's namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pod_namespace: Option<String>,
+    /// The Kubernetes node the Pod runs on.
+    #[arg(long, env = "NODE_NAME", default_value = "")]
+    node_name: String,
+    /// Seconds between full resyncs with the operator (scaled up for
+    /// clusters above 128 members).
+    #[arg(long, default_value_t = 60)]
+    control_resync_secs: u64,
 }
 
 /// A `--key` value. Parsing never fails here (clap would quote the value in
@@ -224,8 +267,64 @@ fn init_logging() {
         .init();
 }
 
+/// Operator mode: the settings of the control client, with the file
+/// adjusted so that the node's name is the Pod's and its label keeps the
+/// cluster apart (`<namespace>/<cluster>`). `None` in standalone mode.
+fn control_settings(
+    args: &RunArgs,
+    file: &mut FileConfig,
+) -> Result<Option<control::ControlSettings>, String> {
+    let c = &args.control;
+    let Some(endpoint) = c.control_endpoint.clone() else {
+        return Ok(None);
+    };
+    if endpoint.starts_with("http://") && !c.control_insecure {
+        return Err(format!(
+            "--control-endpoint {endpoint} is plain http: keys would travel in the clear; use https:// with --control-ca, or add --control-insecure on a test machine"
+        ));
+    }
+    let need = |v: &Option<String>, flag: &str, env: &str| {
+        v.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+            format!("operator mode needs {flag} (or {env}): set it from the downward API")
+        })
+    };
+    let identity = control::Identity {
+        cluster: need(&c.cluster, "--cluster", "GOSSAMER_CLUSTER")?,
+        namespace: need(&c.pod_namespace, "--pod-namespace", "POD_NAMESPACE")?,
+        pod_name: need(&c.pod_name, "--pod-name", "POD_NAME")?,
+        node_name: c.node_name.clone(),
+        advertise: String::new(),
+    };
+    let label = identity.label();
+    match &file.label {
+        Some(l) if *l != label => {
+            return Err(format!(
+                "label {l:?} conflicts with operator mode, which gossips with {label:?} (namespace/cluster); drop --label"
+            ))
+        }
+        _ => file.label = Some(label),
+    }
+    if file.node.name.is_none() {
+        file.node.name = Some(identity.pod_name.clone());
+    }
+    Ok(Some(control::ControlSettings {
+        endpoint,
+        ca_file: c.control_ca.clone(),
+        token_file: c.control_token.clone(),
+        identity,
+        build_version: env!("CARGO_PKG_VERSION").to_string(),
+        resync: Duration::from_secs(c.control_resync_secs.max(1)),
+        backoff: join::Backoff {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(15),
+            jitter: 0.2,
+        },
+    }))
+}
+
 async fn run(args: RunArgs) -> Result<(), String> {
-    let file = args.file_config()?;
+    let mut file = args.file_config()?;
+    let control = control_settings(&args, &mut file)?;
     let (mut cfg, bind) = file.to_config().map_err(|e| e.to_string())?;
     if file.node.advertise.is_none() {
         cfg.advertise = bind;
@@ -280,22 +379,33 @@ async fn run(args: RunArgs) -> Result<(), String> {
         None => None,
     };
     let seed = args.rng_seed.unwrap_or_else(rand::random);
+    let start_keys = cfg.keys.clone();
     let (node, mut events) = runtime::start(cfg, bind, seed)
         .await
         .map_err(|e| e.to_string())?;
     for n in &file.networks {
         info!(network = %n.name, tables = ?n.tables, "joining network");
     }
-    for nid in networks {
-        node.call(move |n, now| n.with_tables(now, |t, now| t.join_network(&nid, now)))
-            .await
-            .ok_or("the node stopped while starting")?
-            .map_err(|e| e.to_string())?;
-    }
+    // The file's configuration goes through the same plan as the
+    // operator's snapshots: keys, then networks, then peers.
+    let (peers_tx, peers_rx) = tokio::sync::watch::channel(Vec::new());
+    let want = desired::Desired {
+        primary: start_keys.first().map(Key::fingerprint),
+        keys: start_keys,
+        networks: networks.into_iter().collect(),
+        peers: file.peers.clone(),
+        departed: Default::default(),
+    };
+    let seen = control::apply::observe(&node, &peers_tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    let steps = desired::plan(&seen, &want).map_err(|e| e.to_string())?;
+    control::apply::execute(&node, &peers_tx, steps)
+        .await
+        .map_err(|e| e.to_string())?;
     // Peers are resolved at every try, never here: a seed that does not
     // answer or resolve yet is retried, not fatal.
     let join_status = Arc::new(join::JoinStatus::default());
-    let (_peers_tx, peers_rx) = tokio::sync::watch::channel(file.peers.clone());
     tokio::spawn(join::run(
         node.clone(),
         peers_rx,
@@ -303,10 +413,30 @@ async fn run(args: RunArgs) -> Result<(), String> {
         join::Backoff::default(),
         join_status.clone(),
     ));
+    // The join loop ends when the peers' sender is dropped: it lives in the
+    // control client, or here until the node stops.
+    let mut _standalone_peers = None;
+    let control_status = match control {
+        Some(mut settings) => {
+            settings.identity.advertise = node.addr().to_string();
+            let status = Arc::new(control::ControlStatus::default());
+            tokio::spawn(control::run(
+                node.clone(),
+                settings,
+                peers_tx,
+                status.clone(),
+            ));
+            Some(status)
+        }
+        None => {
+            _standalone_peers = Some(peers_tx);
+            None
+        }
+    };
     if let Some(l) = metrics_listener {
         tokio::spawn(metrics::serve(
             l,
-            metrics::Metrics::new(node.clone(), join_status.clone()),
+            metrics::Metrics::new(node.clone(), join_status.clone(), control_status),
         ));
     }
     if file.metrics.log_interval_secs > 0 {

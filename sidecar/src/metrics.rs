@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
+use crate::control::ControlStatus;
 use crate::join::JoinStatus;
 use crate::membership::NodeStatus;
 use crate::runtime::{NodeHandle, TrafficSnapshot};
@@ -155,6 +156,12 @@ struct Exporter {
     join_attempts: Counter,
     join_failures: Counter,
     join_unresolved: Counter,
+    control_connected: Gauge,
+    control_version: Gauge,
+    control_acks: Counter,
+    control_nacks: Counter,
+    control_connects: Counter,
+    control_failures: Counter,
 }
 
 /// Moves `c` forward to `total` (a counter never goes back).
@@ -187,6 +194,12 @@ impl Exporter {
             join_attempts: Counter::default(),
             join_failures: Counter::default(),
             join_unresolved: Counter::default(),
+            control_connected: Gauge::default(),
+            control_version: Gauge::default(),
+            control_acks: Counter::default(),
+            control_nacks: Counter::default(),
+            control_connects: Counter::default(),
+            control_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("members", "Members known, by state", e.members.clone());
@@ -263,6 +276,36 @@ impl Exporter {
             "Bootstrap peer names that did not resolve, summed over tries",
             e.join_unresolved.clone(),
         );
+        registry.register(
+            "control_connected",
+            "1 while the control stream to the operator is open, else 0",
+            e.control_connected.clone(),
+        );
+        registry.register(
+            "control_applied_version",
+            "Version of the operator's snapshot this node runs (0: none yet)",
+            e.control_version.clone(),
+        );
+        registry.register(
+            "control_acks",
+            "Snapshots applied and acknowledged",
+            e.control_acks.clone(),
+        );
+        registry.register(
+            "control_nacks",
+            "Snapshots refused (the last good one kept running)",
+            e.control_nacks.clone(),
+        );
+        registry.register(
+            "control_connects",
+            "Control streams opened (first connect and reconnects)",
+            e.control_connects.clone(),
+        );
+        registry.register(
+            "control_failures",
+            "Control connects and streams that failed",
+            e.control_failures.clone(),
+        );
         Exporter { registry, ..e }
     }
 
@@ -314,6 +357,18 @@ impl Exporter {
         advance(&self.join_unresolved, j.unresolved());
     }
 
+    fn update_control(&self, c: &ControlStatus) {
+        self.control_connected.set(i64::from(c.connected()));
+        self.control_version.set(
+            c.applied_version()
+                .map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        );
+        advance(&self.control_acks, c.acks());
+        advance(&self.control_nacks, c.nacks());
+        advance(&self.control_connects, c.connects());
+        advance(&self.control_failures, c.failures());
+    }
+
     fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
@@ -326,24 +381,40 @@ impl Exporter {
 pub struct Metrics {
     node: NodeHandle,
     join: Arc<JoinStatus>,
+    control: Option<Arc<ControlStatus>>,
     exporter: Mutex<Exporter>,
 }
 
 impl Metrics {
-    /// Metrics of `node`, whose join loop reports to `join`.
-    pub fn new(node: NodeHandle, join: Arc<JoinStatus>) -> Arc<Self> {
+    /// Metrics of `node`, whose join loop reports to `join` and, under an
+    /// operator, whose control client reports to `control`.
+    pub fn new(
+        node: NodeHandle,
+        join: Arc<JoinStatus>,
+        control: Option<Arc<ControlStatus>>,
+    ) -> Arc<Self> {
         Arc::new(Metrics {
             node,
             join,
+            control,
             exporter: Mutex::new(Exporter::new()),
         })
     }
 
-    /// Why the node is not ready, or `None` when it is: it runs and has
+    /// Why the node is not ready, or `None` when it is: it runs, has
+    /// applied the operator's first snapshot (under an operator), and has
     /// joined (or has nobody to join).
     pub async fn not_ready(&self) -> Option<String> {
         if self.node.call(|_, _| ()).await.is_none() {
             return Some("the node has stopped".into());
+        }
+        if let Some(c) = &self.control {
+            if c.applied_version().is_none() {
+                return Some(match c.last_error() {
+                    Some(e) => format!("no snapshot from the operator applied yet: {e}"),
+                    None => "no snapshot from the operator applied yet".into(),
+                });
+            }
         }
         if !self.join.joined() {
             return Some(match self.join.last_error() {
@@ -363,6 +434,9 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         e.update(&s);
         e.update_join(&self.join);
+        if let Some(c) = &self.control {
+            e.update_control(c);
+        }
         e.encode().ok()
     }
 }
