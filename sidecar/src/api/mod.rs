@@ -164,8 +164,21 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     info!(listen = %listener.describe(), "local table API listening");
-    let svc = TablesServer::new(Service { node });
-    let router = tonic::transport::Server::builder().add_service(svc);
+    let svc = TablesServer::new(Service { node: node.clone() });
+    // The standard health service (Kubernetes gRPC probes, grpc-health-probe)
+    // and server reflection (grpcurl with no .proto files at hand).
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<TablesServer<Service>>().await;
+    tokio::spawn(track_health(node, health));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gossamer_proto::TABLES_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| format!("cannot build the reflection service: {e}"))?;
+    let router = tonic::transport::Server::builder()
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(svc);
     let r = match listener {
         Listener::Tcp(l, _) => {
             let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
@@ -181,6 +194,17 @@ pub async fn serve(
         }
     };
     r.map_err(|e| format!("local table API failed: {e}"))
+}
+
+/// Turns the health service to NOT_SERVING once the node stops.
+async fn track_health(node: NodeHandle, health: tonic_health::server::HealthReporter) {
+    while node.call(|_, _| ()).await.is_some() {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    health.set_not_serving::<TablesServer<Service>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
 }
 
 /// The tonic service.
