@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gossamer/tables/v1/tables.proto",
         "gossamer/control/v1/control.proto",
     ];
+    println!("cargo:rerun-if-changed=build.rs");
     for p in &services {
         println!("cargo:rerun-if-changed={p}");
     }
