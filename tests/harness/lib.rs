@@ -37,8 +37,8 @@ mod ports;
 mod view;
 
 pub use binaries::{
-    go_peer_binary, networkdb_peer_binary, operator_binary, sidecar_binary, target_dir,
-    test_temp_dir, workspace_root,
+    go_peer_binary, golden_tool_binary, networkdb_golden_binary, networkdb_peer_binary,
+    operator_binary, sidecar_binary, target_dir, test_temp_dir, workspace_root,
 };
 pub use cluster::Cluster;
 pub use error::{Error, Result};
