@@ -154,6 +154,20 @@ impl Listener {
     }
 }
 
+/// Why the API stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The gRPC server failed on the listener `listen`.
+    #[error("local table API on {listen} failed: {source}")]
+    Transport {
+        /// The listener, as [`Listener::describe`] shows it.
+        listen: String,
+        /// The server's error.
+        source: tonic::transport::Error,
+    },
+}
+
 /// Serves the API for `node` on `listener` until `shutdown` resolves.
 ///
 /// # Errors
@@ -162,8 +176,9 @@ pub async fn serve(
     node: NodeHandle,
     listener: Listener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    info!(listen = %listener.describe(), "local table API listening");
+) -> Result<(), ServeError> {
+    let listen = listener.describe();
+    info!(listen = %listen, "local table API listening");
     let svc = TablesServer::new(Service { node });
     let router = tonic::transport::Server::builder().add_service(svc);
     let r = match listener {
@@ -180,7 +195,7 @@ pub async fn serve(
                 .await
         }
     };
-    r.map_err(|e| format!("local table API failed: {e}"))
+    r.map_err(|source| ServeError::Transport { listen, source })
 }
 
 /// The tonic service.
