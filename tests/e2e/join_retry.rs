@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gossamer_tests::{free_ports, Flags, Kind, Peer};
+use gossamer_tests::{free_ports, wait_until, Flags, Kind, Peer};
 
 const N: usize = 8;
 const T: Duration = Duration::from_secs(60);
@@ -33,14 +33,6 @@ fn get(port: u16, path: &str) -> String {
 fn sample(body: &str, name: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -66,8 +58,11 @@ fn eight_sidecars_started_together_with_each_other_as_seeds_converge() {
         flags(0).arg("--metrics-listen", format!("127.0.0.1:{metrics}")),
     )
     .unwrap();
-    wait_until("two failed join tries", T, || {
-        sample(&get(metrics, "/metrics"), "gossamer_join_failures_total").unwrap_or(0.0) >= 2.0
+    wait_until(T, "two failed join tries", || {
+        match sample(&get(metrics, "/metrics"), "gossamer_join_failures_total") {
+            Some(n) if n >= 2.0 => Ok(()),
+            n => Err(n),
+        }
     });
     let r = get(metrics, "/readyz");
     assert!(r.starts_with("HTTP/1.1 503"), "{r}");
@@ -106,8 +101,13 @@ fn eight_sidecars_started_together_with_each_other_as_seeds_converge() {
         "{N} sidecars started together converged {:.1} s after the last start",
         started.elapsed().as_secs_f64()
     );
-    wait_until("n0 ready", T, || {
-        get(metrics, "/readyz").starts_with("HTTP/1.1 200")
+    wait_until(T, "n0 ready", || {
+        let r = get(metrics, "/readyz");
+        if r.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(r)
+        }
     });
     let m = get(metrics, "/metrics");
     assert_eq!(sample(&m, "gossamer_joined"), Some(1.0), "{m}");

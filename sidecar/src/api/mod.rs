@@ -154,6 +154,28 @@ impl Listener {
     }
 }
 
+/// Why the API stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The gRPC server failed on the listener `listen`.
+    #[error("local table API on {listen} failed: {source}")]
+    Transport {
+        /// The listener, as [`Listener::describe`] shows it.
+        listen: String,
+        /// The server's error.
+        source: tonic::transport::Error,
+    },
+    /// The reflection service could not be built from the descriptors.
+    #[error("local table API on {listen}: cannot build the reflection service: {source}")]
+    Reflection {
+        /// The listener.
+        listen: String,
+        /// Why.
+        source: tonic_reflection::server::Error,
+    },
+}
+
 /// Serves the API for `node` on `listener` until `shutdown` resolves.
 ///
 /// # Errors
@@ -162,8 +184,9 @@ pub async fn serve(
     node: NodeHandle,
     listener: Listener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    info!(listen = %listener.describe(), "local table API listening");
+) -> Result<(), ServeError> {
+    let listen = listener.describe();
+    info!(listen = %listen, "local table API listening");
     let svc = TablesServer::new(Service { node: node.clone() });
     // The standard health service (Kubernetes gRPC probes, grpc-health-probe)
     // and server reflection (grpcurl with no .proto files at hand).
@@ -174,7 +197,10 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(gossamer_proto::TABLES_FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| format!("cannot build the reflection service: {e}"))?;
+        .map_err(|source| ServeError::Reflection {
+            listen: listen.clone(),
+            source,
+        })?;
     let router = tonic::transport::Server::builder()
         .add_service(health_svc)
         .add_service(reflection)
@@ -193,7 +219,7 @@ pub async fn serve(
                 .await
         }
     };
-    r.map_err(|e| format!("local table API failed: {e}"))
+    r.map_err(|source| ServeError::Transport { listen, source })
 }
 
 /// Turns the health service to NOT_SERVING once the node stops.
