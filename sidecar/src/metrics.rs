@@ -150,6 +150,7 @@ struct Exporter {
     table_queue: Family<NetworkLabel, Gauge>,
     table_sent: Family<NetworkLabel, Counter>,
     bytes: Family<WireLabel, Counter>,
+    streams_refused: Counter,
 }
 
 /// Moves `c` forward to `total` (a counter never goes back).
@@ -178,6 +179,7 @@ impl Exporter {
             table_queue: Family::default(),
             table_sent: Family::default(),
             bytes: Family::default(),
+            streams_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("members", "Members known, by state", e.members.clone());
@@ -234,6 +236,11 @@ impl Exporter {
             e.table_sent.clone(),
         );
         registry.register("wire_bytes", "Bytes on the wire", e.bytes.clone());
+        registry.register(
+            "streams_refused",
+            "Inbound streams closed unread because too many were open",
+            e.streams_refused.clone(),
+        );
         Exporter { registry, ..e }
     }
 
@@ -275,6 +282,7 @@ impl Exporter {
                 };
                 advance(&self.bytes.get_or_create(&l), v);
             }
+            advance(&self.streams_refused, t.streams_refused);
         }
     }
 
