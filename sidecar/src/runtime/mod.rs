@@ -52,7 +52,7 @@ type WatchChannel = Arc<OnceLock<tokio::sync::broadcast::Sender<Arc<WatchEvent>>
 /// A call run on the node's task, with the node and the current time.
 type Call = Box<dyn FnOnce(&mut Node, std::time::Instant) + Send>;
 
-/// Bytes on the wire, counted by the shell.
+/// What the shell counts: bytes on the wire, and inbound streams refused.
 #[derive(Debug, Default)]
 pub struct Traffic {
     /// UDP bytes sent.
