@@ -235,3 +235,41 @@ async fn traffic_sealed_with_another_key_is_counted_and_changes_nothing() {
     assert_eq!(a.members().await, members);
     assert_eq!(a.keys().await, keys);
 }
+
+/// A seed that never answers (cut off by the network) fails the join at
+/// the core's stream deadline, measured on the shell's (paused) clock.
+#[tokio::test(start_paused = true)]
+async fn a_join_to_an_unreachable_seed_fails_at_the_stream_deadline() {
+    let net = MemNetwork::new();
+    let (a, _ae) = node(&net, config("a")).await;
+    let cfg = config("b");
+    let deadline = cfg.tcp_timeout;
+    let (b, mut be) = node(&net, cfg).await;
+    net.isolate(a.addr());
+    let started = Instant::now();
+    b.join(vec![a.addr()]);
+    let (contacted, errors) = next_event(&mut be, |e| match e {
+        Event::JoinFinished {
+            contacted, errors, ..
+        } => Some((contacted, errors)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(contacted, 0);
+    assert!(errors.iter().any(|e| e.contains("timed out")), "{errors:?}");
+    assert_eq!(
+        started.elapsed(),
+        deadline,
+        "failed exactly at the deadline"
+    );
+    // Healed, the same join goes through.
+    net.heal(a.addr());
+    b.join(vec![a.addr()]);
+    let contacted = next_event(&mut be, |e| match e {
+        Event::JoinFinished { contacted, .. } => Some(contacted),
+        _ => None,
+    })
+    .await;
+    assert_eq!(contacted, 1);
+    until_status(&a, "b", NodeStatus::Alive).await;
+}
