@@ -129,7 +129,7 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] gossamer_core::node::NodeError),
-    /// The advertise address is 0.0.0.0 or [::]: peers cannot reach it.
+    /// The advertise address is `0.0.0.0` or `[::]`: peers cannot reach it.
     #[error(
         "advertise address {0} is unspecified: set node.advertise to an address peers can reach"
     )]
