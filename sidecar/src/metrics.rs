@@ -162,6 +162,8 @@ struct Exporter {
     control_nacks: Counter,
     control_connects: Counter,
     control_failures: Counter,
+    streams_refused: Counter,
+    late_wakes: Counter,
 }
 
 /// Moves `c` forward to `total` (a counter never goes back).
@@ -200,6 +202,8 @@ impl Exporter {
             control_nacks: Counter::default(),
             control_connects: Counter::default(),
             control_failures: Counter::default(),
+            streams_refused: Counter::default(),
+            late_wakes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("members", "Members known, by state", e.members.clone());
@@ -306,6 +310,16 @@ impl Exporter {
             "Control connects and streams that failed",
             e.control_failures.clone(),
         );
+        registry.register(
+            "streams_refused",
+            "Inbound streams closed unread because too many were open",
+            e.streams_refused.clone(),
+        );
+        registry.register(
+            "late_wakes",
+            "Protocol loop timer wakes more than twice as late as asked (likely overloaded)",
+            e.late_wakes.clone(),
+        );
         Exporter { registry, ..e }
     }
 
@@ -347,6 +361,8 @@ impl Exporter {
                 };
                 advance(&self.bytes.get_or_create(&l), v);
             }
+            advance(&self.streams_refused, t.streams_refused);
+            advance(&self.late_wakes, t.late_wakes);
         }
     }
 

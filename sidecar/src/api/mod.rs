@@ -560,43 +560,4 @@ impl TablesApi for Service {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn listen_addresses_are_checked_with_typed_errors() {
-        assert_eq!(
-            "127.0.0.1:7947".parse::<Listen>().unwrap(),
-            Listen::Tcp(([127, 0, 0, 1], 7947).into())
-        );
-        assert_eq!(
-            "unix:/run/g.sock".parse::<Listen>().unwrap(),
-            Listen::Unix("/run/g.sock".into())
-        );
-        assert!(matches!(
-            "unix:".parse::<Listen>(),
-            Err(ListenError::EmptyUnixPath)
-        ));
-        let e = "localhost".parse::<Listen>().unwrap_err();
-        assert!(
-            matches!(&e, ListenError::Address { value, .. } if value == "localhost"),
-            "{e:?}"
-        );
-        assert!(
-            e.to_string().contains("neither IP:PORT nor unix:PATH"),
-            "{e}"
-        );
-        // A taken port names the address.
-        let first = Listener::bind(&"127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let Listener::Tcp(_, taken) = &first else {
-            panic!("a TCP listener")
-        };
-        let e = Listener::bind(&Listen::Tcp(*taken)).await.unwrap_err();
-        assert!(
-            matches!(&e, ListenError::Bind { addr, .. } if addr == taken),
-            "{e:?}"
-        );
-    }
-}
+mod tests;
