@@ -428,6 +428,7 @@ fn control_settings(
             max: Duration::from_secs(15),
             jitter: 0.2,
         },
+        static_peers: file.peers.clone(),
     }))
 }
 

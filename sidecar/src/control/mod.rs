@@ -64,6 +64,9 @@ pub struct ControlSettings {
     pub resync: Duration,
     /// Reconnect backoff.
     pub backoff: Backoff,
+    /// The peers of the file and the command line: used while the
+    /// operator's snapshot names none (a cluster without BootstrapPeers).
+    pub static_peers: Vec<String>,
 }
 
 /// Why a connect or a stream failed. Variant names fit metric labels.
@@ -131,6 +134,7 @@ pub async fn run(
     let mut session = Session {
         last: None,
         identity: settings.identity.clone(),
+        static_peers: settings.static_peers.clone(),
     };
     let mut tries: u32 = 0;
     loop {
@@ -166,6 +170,7 @@ pub async fn run(
 struct Session {
     last: Option<pb::ConfigSnapshot>,
     identity: Identity,
+    static_peers: Vec<String>,
 }
 
 impl Session {
@@ -330,8 +335,11 @@ impl Session {
         running_label: &str,
         snap: &pb::ConfigSnapshot,
     ) -> Result<bool, (tonic::Code, String)> {
-        let want = convert::desired(snap, &self.identity, running_label)
+        let mut want = convert::desired(snap, &self.identity, running_label)
             .map_err(|e| (tonic::Code::InvalidArgument, e.to_string()))?;
+        if want.peers.is_empty() {
+            want.peers = self.static_peers.clone();
+        }
         let seen = apply::observe(node, peers)
             .await
             .map_err(|e| (tonic::Code::Unavailable, e.to_string()))?;
