@@ -20,21 +20,7 @@ fn lossy(nodes: usize, seed: u64) -> SimConfig {
 
 /// Every live node sees every live node alive and every crashed node gone.
 fn agreement(sim: &Sim) -> Result<(), String> {
-    let live: BTreeSet<usize> = (0..sim.len()).filter(|i| sim.is_up(*i)).collect();
-    for &i in &live {
-        for j in 0..sim.len() {
-            let st = sim.node(i).member(&name_of(j)).map(|m| m.status);
-            let ok = if live.contains(&j) {
-                st == Some(NodeStatus::Alive)
-            } else {
-                st.is_none_or(|s| s.is_gone())
-            };
-            if !ok {
-                return Err(format!("n{i} sees n{j} as {st:?}"));
-            }
-        }
-    }
-    Ok(())
+    model::membership_agrees(sim)
 }
 
 fn fail_trace(seed: u64) -> (u64, Traffic) {
