@@ -76,8 +76,14 @@ pub trait Core: Sized {
         now: Instant,
     ) -> Option<Vec<u8>>;
 
-    /// An accepted stream that could not be read.
-    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant);
+    /// An accepted stream that could not be read; the error reply to write
+    /// (none: the stream is dropped).
+    fn handle_stream_error(
+        &mut self,
+        from: SocketAddr,
+        e: &StreamCodecError,
+        now: Instant,
+    ) -> Option<Vec<u8>>;
 
     /// The outcome of a stream request.
     fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant);
@@ -140,8 +146,13 @@ impl Core for Membership<NoDelegate> {
         Membership::handle_stream(self, from, msg, now)
     }
 
-    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant) {
-        Membership::handle_stream_error(self, from, e, now);
+    fn handle_stream_error(
+        &mut self,
+        from: SocketAddr,
+        e: &StreamCodecError,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        Membership::handle_stream_error(self, from, e, now)
     }
 
     fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {
@@ -227,8 +238,13 @@ impl Core for Node {
         Node::handle_stream(self, from, msg, now)
     }
 
-    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant) {
-        Node::handle_stream_error(self, from, e, now);
+    fn handle_stream_error(
+        &mut self,
+        from: SocketAddr,
+        e: &StreamCodecError,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        Node::handle_stream_error(self, from, e, now)
     }
 
     fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {

@@ -779,27 +779,24 @@ impl<C: Core> Sim<C> {
             .mix_u64(self.now)
             .mix_u64(t as u64)
             .mix_u64(data.len() as u64);
-        let outcome = match self.nodes[t]
+        // The target answers what it read, or the error reply to what it
+        // could not read (none: it hangs up, and the opener reads EOF).
+        let reply = match self.nodes[t]
             .m
             .membership()
             .decode_stream_frame(&data, true)
         {
-            Ok(Some((msg, _))) => {
-                let reply = self.nodes[t].m.handle_stream(addr_of(f), msg, now);
-                match (reply, expect_reply) {
-                    (Some(bytes), true) => {
-                        self.traffic.tcp_bytes += bytes.len() as u64;
-                        Ok(Some(bytes))
-                    }
-                    (None, true) => Err("EOF: the peer closed the stream".to_string()),
-                    (_, false) => Ok(None),
-                }
+            Ok(Some((msg, _))) => Ok(self.nodes[t].m.handle_stream(addr_of(f), msg, now)),
+            Ok(None) => Err("EOF: truncated stream".to_string()),
+            Err(e) => Ok(self.nodes[t].m.handle_stream_error(addr_of(f), &e, now)),
+        };
+        let outcome = match (reply, expect_reply) {
+            (Err(e), _) => Err(e),
+            (Ok(Some(bytes)), true) => {
+                self.traffic.tcp_bytes += bytes.len() as u64;
+                Ok(Some(bytes))
             }
-            Ok(None) => Err("EOF: truncated stream".into()),
-            Err(e) => {
-                self.nodes[t].m.handle_stream_error(addr_of(f), &e, now);
-                Err("EOF: the peer closed the stream".into())
-            }
+            (Ok(_), _) => Ok(None),
         };
         self.drain(t);
         let back = self.tcp_delay();
