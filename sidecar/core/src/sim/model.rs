@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::{name_of, Core, LinkModel, NodeConfig, Sim, SimConfig, SimError};
+use super::{addr_of, name_of, Core, LinkModel, NodeConfig, Sim, SimConfig, SimError};
 use crate::membership::NodeStatus;
 use crate::node::Node;
 use crate::tables::{Change, EntryView};
@@ -240,9 +240,19 @@ impl Run {
 
     /// Heals, then lets the cluster go quiet: `lossy` on the workload's
     /// link, then `lossless` without loss, so that no suspicion a lost
-    /// packet started is still open when [`Run::check`] looks.
+    /// packet started is still open when [`Run::check`] looks. A node
+    /// that started where it reached nobody (it knows no other member)
+    /// joins again first, as a pod whose start-up join failed is retried.
     pub fn quiesce(&mut self, lossy: Duration, lossless: Duration) {
         self.sim.heal();
+        let up: Vec<usize> = (0..self.started).filter(|i| self.sim.is_up(*i)).collect();
+        for &i in &up {
+            if self.sim.node(i).members().len() == 1 {
+                let seeds: Vec<_> = up.iter().filter(|j| **j != i).map(|j| addr_of(*j)).collect();
+                self.sim
+                    .command(i, |n, now| n.with_membership(now, |m, now| m.join(&seeds, now)));
+            }
+        }
         self.sim.run_for(lossy);
         self.sim.set_link(LinkModel::default());
         self.sim.run_for(lossless);
