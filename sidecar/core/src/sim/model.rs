@@ -19,9 +19,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::{addr_of, name_of, Core, LinkModel, NodeConfig, Sim, SimConfig, SimError};
-use crate::membership::NodeStatus;
+use crate::membership::{Event, NodeStatus};
 use crate::node::Node;
 use crate::tables::{Change, EntryView};
+
+/// How long [`Run::quiesce`] lets start-up joins finish before it retries
+/// those that reached nobody: past the LAN profile's TCP timeout.
+const START_JOIN_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// The one table every write goes to.
 pub const TABLE: &str = "t";
@@ -241,19 +245,28 @@ impl Run {
     /// Heals, then lets the cluster go quiet: `lossy` on the workload's
     /// link, then `lossless` without loss, so that no suspicion a lost
     /// packet started is still open when [`Run::check`] looks. A node
-    /// that started where it reached nobody (it knows no other member)
-    /// joins again first, as a pod whose start-up join failed is retried.
+    /// whose start-up join reached none of its seeds (it started on the
+    /// other side of a partition) joins again first, as a pod whose
+    /// start-up join failed is retried.
     pub fn quiesce(&mut self, lossy: Duration, lossless: Duration) {
         self.sim.heal();
+        // Start-up joins that dialled across a cut end first: their dials
+        // time out (LAN: 10 s).
+        let dials = START_JOIN_TIMEOUT.min(lossy);
+        self.sim.run_for(dials);
         let up: Vec<usize> = (0..self.started).filter(|i| self.sim.is_up(*i)).collect();
         for &i in &up {
-            if self.sim.node(i).members().len() == 1 {
+            let first_join_failed = self.sim.events_of(i).find_map(|e| match e {
+                Event::JoinFinished { contacted, .. } => Some(*contacted == 0),
+                _ => None,
+            });
+            if first_join_failed == Some(true) {
                 let seeds: Vec<_> = up.iter().filter(|j| **j != i).map(|j| addr_of(*j)).collect();
                 self.sim
                     .command(i, |n, now| n.with_membership(now, |m, now| m.join(&seeds, now)));
             }
         }
-        self.sim.run_for(lossy);
+        self.sim.run_for(lossy - dials);
         self.sim.set_link(LinkModel::default());
         self.sim.run_for(lossless);
     }
