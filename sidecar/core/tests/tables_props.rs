@@ -23,11 +23,24 @@ const KEYS: usize = 6;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Write { node: usize, net: usize, key: usize },
-    Delete { node: usize, net: usize, key: usize },
+    Write {
+        node: usize,
+        net: usize,
+        key: usize,
+    },
+    Delete {
+        node: usize,
+        net: usize,
+        key: usize,
+    },
     /// Splits the nodes by the bits of `mask` for `secs` seconds.
-    Partition { mask: u8, secs: u64 },
-    Crash { node: usize },
+    Partition {
+        mask: u8,
+        secs: u64,
+    },
+    Crash {
+        node: usize,
+    },
     /// A new node starts (a restarted pod is a new node).
     Start,
 }

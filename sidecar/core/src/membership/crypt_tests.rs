@@ -65,7 +65,10 @@ fn a_wrong_key_never_joins_and_both_sides_say_why() {
     sim.run_for(secs(5));
     assert_eq!(sim.node(a).members().len(), 1);
     assert_eq!(sim.node(b).members().len(), 1);
-    assert_eq!(sim.node(a).decrypt_failures_by_peer(), vec![(addr_of(b), 1)]);
+    assert_eq!(
+        sim.node(a).decrypt_failures_by_peer(),
+        vec![(addr_of(b), 1)]
+    );
 }
 
 #[test]

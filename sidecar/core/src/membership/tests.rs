@@ -110,9 +110,10 @@ fn crashed_node_is_suspected_then_dead_everywhere() {
         assert!(st.suspicions <= 1, "n{i} suspected {} times", st.suspicions);
         assert_eq!(st.refutations, 0, "n{i} was suspected");
     }
-    let live_declared_gone = sim.events().iter().any(
-        |(_, _, e)| matches!(e, Event::Leave(m) if m.name != "n3"),
-    );
+    let live_declared_gone = sim
+        .events()
+        .iter()
+        .any(|(_, _, e)| matches!(e, Event::Leave(m) if m.name != "n3"));
     assert!(!live_declared_gone, "a live member was declared gone");
     assert!(all_see_alive(&sim, 5));
 }
@@ -244,12 +245,12 @@ fn user_messages_broadcasts_and_state_cross() {
         .filter(|(_, _, e)| *e == Event::UserMessage(b"everyone".to_vec()))
         .count();
     assert_eq!(copies, retransmit_limit(4, 4));
-    assert!(sim.events_of(0).any(
-        |e| matches!(e, Event::RemoteState { data, join: true } if data == b"state-of-n1")
-    ));
-    assert!(sim.events_of(1).any(
-        |e| matches!(e, Event::RemoteState { data, join: true } if data == b"state-of-n0")
-    ));
+    assert!(sim
+        .events_of(0)
+        .any(|e| matches!(e, Event::RemoteState { data, join: true } if data == b"state-of-n1")));
+    assert!(sim
+        .events_of(1)
+        .any(|e| matches!(e, Event::RemoteState { data, join: true } if data == b"state-of-n0")));
 }
 
 #[test]

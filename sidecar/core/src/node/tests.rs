@@ -33,7 +33,8 @@ fn cluster(n: usize) -> Sim<Node> {
 
 fn join_all(sim: &mut Sim<Node>, nid: &str) {
     for i in 0..sim.len() {
-        sim.with_tables(i, |t, now| t.join_network(nid, now)).unwrap();
+        sim.with_tables(i, |t, now| t.join_network(nid, now))
+            .unwrap();
     }
 }
 

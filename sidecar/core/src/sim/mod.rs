@@ -247,8 +247,11 @@ pub struct Sim<C: Core = Membership> {
     events: Vec<(Duration, usize, Event)>,
     watch: Vec<(Duration, usize, WatchEvent)>,
     snapshot: Option<Arc<Snapshot>>,
-    configure: Box<dyn Fn(usize, &mut C::Config)>,
+    configure: Configure<C>,
 }
+
+/// Changes node `i`'s configuration; see [`Sim::configured`].
+type Configure<C> = Box<dyn Fn(usize, &mut <C as Core>::Config)>;
 
 impl Sim {
     /// Builds a cluster of bare membership cores at virtual time zero, which
@@ -511,10 +514,7 @@ impl<C: Core> Sim<C> {
             cfg,
         });
         self.net.add_node();
-        self.trace
-            .mix(b"add ")
-            .mix_u64(i as u64)
-            .mix_u64(self.now);
+        self.trace.mix(b"add ").mix_u64(i as u64).mix_u64(self.now);
         self.drain(i);
         Ok(i)
     }

@@ -27,6 +27,9 @@ use crate::tables::{Change, EntryView};
 /// those that reached nobody: past the LAN profile's TCP timeout.
 const START_JOIN_TIMEOUT: Duration = Duration::from_secs(12);
 
+/// What a watcher was told: (network, table, key) -> value.
+type Told = BTreeMap<(String, String, String), Vec<u8>>;
+
 /// The one table every write goes to.
 pub const TABLE: &str = "t";
 
@@ -189,10 +192,12 @@ impl Run {
             Step::Delete { node, net, key } if self.may_write(node, net) => {
                 self.write(node, net, key, true)
             }
-            Step::Crash(i) if i < n && self.sim.is_up(i) => {
-                if (0..n).filter(|j| self.sim.is_up(*j)).count() > 1 {
-                    self.sim.crash(i);
-                }
+            Step::Crash(i)
+                if i < n
+                    && self.sim.is_up(i)
+                    && (0..n).filter(|j| self.sim.is_up(*j)).count() > 1 =>
+            {
+                self.sim.crash(i);
             }
             Step::Start if self.started < self.sim.len() => {
                 let i = self.started;
@@ -261,9 +266,14 @@ impl Run {
                 _ => None,
             });
             if first_join_failed == Some(true) {
-                let seeds: Vec<_> = up.iter().filter(|j| **j != i).map(|j| addr_of(*j)).collect();
-                self.sim
-                    .command(i, |n, now| n.with_membership(now, |m, now| m.join(&seeds, now)));
+                let seeds: Vec<_> = up
+                    .iter()
+                    .filter(|j| **j != i)
+                    .map(|j| addr_of(*j))
+                    .collect();
+                self.sim.command(i, |n, now| {
+                    n.with_membership(now, |m, now| m.join(&seeds, now))
+                });
             }
         }
         self.sim.run_for(lossy - dials);
@@ -374,8 +384,7 @@ impl Run {
 
     fn watchers_agree(&self) -> Result<(), String> {
         // (node) -> (network, table, key) -> value, as told.
-        let mut told: BTreeMap<usize, BTreeMap<(String, String, String), Vec<u8>>> =
-            BTreeMap::new();
+        let mut told: BTreeMap<usize, Told> = BTreeMap::new();
         for (t, i, ev) in self.sim.watch_events() {
             let seen = told.entry(*i).or_default();
             let k = (ev.network.clone(), ev.table.clone(), ev.key.clone());

@@ -189,7 +189,8 @@ fn new_node_over_a_crashed_owners_hidden_entry() {
         }
     }
     r.step(&Step::Crash(3), Duration::from_millis(50)).unwrap();
-    r.step(&Step::Crash(1), Duration::from_millis(1918)).unwrap();
+    r.step(&Step::Crash(1), Duration::from_millis(1918))
+        .unwrap();
     for i in [4, 5] {
         r.step(&Step::Start, Duration::ZERO).unwrap();
         r.step(&write(i, i - 4), Duration::ZERO).unwrap();

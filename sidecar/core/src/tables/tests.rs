@@ -47,13 +47,17 @@ fn cluster(n: usize, link: LinkModel) -> Sim<Node> {
 fn cluster_with(n: usize, link: LinkModel, tables: fn(&mut Config)) -> Sim<Node> {
     let mut c = SimConfig::lan(n, 1);
     c.link = link;
-    Sim::configured(c, origin(), move |_, c: &mut NodeConfig| tables(&mut c.tables)).unwrap()
+    Sim::configured(c, origin(), move |_, c: &mut NodeConfig| {
+        tables(&mut c.tables)
+    })
+    .unwrap()
 }
 
 /// Every node joins `nid`; their network events spread for a second.
 fn join_all(sim: &mut Sim<Node>, nid: &str) {
     for i in 0..sim.len() {
-        sim.with_tables(i, |t, now| t.join_network(nid, now)).unwrap();
+        sim.with_tables(i, |t, now| t.join_network(nid, now))
+            .unwrap();
     }
     sim.run_for(secs(1));
 }
@@ -217,15 +221,23 @@ fn tables_writes_gossip_to_all_members_and_deletes_follow() {
     let synced: Vec<u64> = (0..3)
         .map(|i| sim.tables(i).stats().bulk_syncs_sent)
         .collect();
-    sim.with_tables(0, |t, now| t.create_entry("net", "t", "a", b"1".to_vec(), now))
-        .unwrap();
-    sim.with_tables(1, |t, now| t.create_entry("net", "t", "b", b"2".to_vec(), now))
-        .unwrap();
+    sim.with_tables(0, |t, now| {
+        t.create_entry("net", "t", "a", b"1".to_vec(), now)
+    })
+    .unwrap();
+    sim.with_tables(1, |t, now| {
+        t.create_entry("net", "t", "b", b"2".to_vec(), now)
+    })
+    .unwrap();
     sim.run_for(secs(1));
-    for i in 0..3 {
-        assert_eq!(table(&sim, i, "net", "t"), kv(&[("a", "1"), ("b", "2")]), "n{i}");
+    for (i, synced) in synced.into_iter().enumerate() {
+        assert_eq!(
+            table(&sim, i, "net", "t"),
+            kv(&[("a", "1"), ("b", "2")]),
+            "n{i}"
+        );
         // Reached by gossip, not bulk sync.
-        assert_eq!(sim.tables(i).stats().bulk_syncs_sent, synced[i], "n{i}");
+        assert_eq!(sim.tables(i).stats().bulk_syncs_sent, synced, "n{i}");
     }
     let (_, _, ev) = sim
         .watch_events()
@@ -381,8 +393,10 @@ fn tables_an_absent_peer_stalls_nothing() {
     let st = sim.tables(0).stats();
     assert_eq!((st.bulk_syncs_pending, st.bulk_sync_failures), (0, 1));
     assert!(st.networks["net"].in_sync);
-    sim.with_tables(0, |t, now| t.create_entry("net", "t", "k", b"v".to_vec(), now))
-        .unwrap();
+    sim.with_tables(0, |t, now| {
+        t.create_entry("net", "t", "k", b"v".to_vec(), now)
+    })
+    .unwrap();
     sim.run_for(secs(1));
     assert_eq!(table(&sim, 2, "net", "t"), kv(&[("k", "v")]));
 
@@ -455,8 +469,10 @@ fn tables_periodic_sync_tries_a_second_member_when_the_first_fails() {
 fn tables_failed_owner_entries_are_hidden_kept_restored_then_reaped() {
     let mut sim = cluster(2, LinkModel::default());
     join_all(&mut sim, "net");
-    sim.with_tables(1, |t, now| t.create_entry("net", "t", "k", b"v".to_vec(), now))
-        .unwrap();
+    sim.with_tables(1, |t, now| {
+        t.create_entry("net", "t", "k", b"v".to_vec(), now)
+    })
+    .unwrap();
     sim.run_for(secs(1));
     assert_eq!(table(&sim, 0, "net", "t"), kv(&[("k", "v")]));
     sim.take_watch_events();
@@ -526,8 +542,10 @@ fn tables_failed_owner_entries_are_hidden_kept_restored_then_reaped() {
 fn tables_a_left_node_entries_are_dropped_without_tombstones() {
     let mut sim = cluster(3, LinkModel::default());
     join_all(&mut sim, "net");
-    sim.with_tables(1, |t, now| t.create_entry("net", "t", "k", b"v".to_vec(), now))
-        .unwrap();
+    sim.with_tables(1, |t, now| {
+        t.create_entry("net", "t", "k", b"v".to_vec(), now)
+    })
+    .unwrap();
     sim.run_for(secs(1));
     // n1 leaves (the tables announce it); everyone drops its entries, and
     // none forges a tombstone (it would be held, and gossiped, here).
@@ -544,8 +562,10 @@ fn tables_a_left_node_entries_are_dropped_without_tombstones() {
 fn tables_network_leave_drops_the_members_entries_there() {
     let mut sim = cluster(2, LinkModel::default());
     join_all(&mut sim, "net");
-    sim.with_tables(1, |t, now| t.create_entry("net", "t", "k", b"v".to_vec(), now))
-        .unwrap();
+    sim.with_tables(1, |t, now| {
+        t.create_entry("net", "t", "k", b"v".to_vec(), now)
+    })
+    .unwrap();
     sim.with_tables(0, |t, now| {
         t.create_entry("net", "t", "mine", b"m".to_vec(), now)
     })
@@ -664,8 +684,10 @@ fn tables_malformed_and_stale_input_changes_nothing() {
 fn tables_a_new_incarnation_at_the_same_address_retires_the_old_one() {
     let mut sim = cluster(2, LinkModel::default());
     join_all(&mut sim, "net");
-    sim.with_tables(1, |t, now| t.create_entry("net", "t", "k", b"v".to_vec(), now))
-        .unwrap();
+    sim.with_tables(1, |t, now| {
+        t.create_entry("net", "t", "k", b"v".to_vec(), now)
+    })
+    .unwrap();
     sim.run_for(secs(1));
     sim.with_tables(0, |t, now| {
         t.member_failed("n1", now);
@@ -681,7 +703,9 @@ fn tables_tombstones_are_taken_from_unknown_writers_live_entries_are_not() {
     let mut sim = cluster(2, LinkModel::default());
     join_all(&mut sim, "net");
     let ltime = sim
-        .with_tables(1, |t, now| t.create_entry("net", "t", "k", b"v".to_vec(), now))
+        .with_tables(1, |t, now| {
+            t.create_entry("net", "t", "k", b"v".to_vec(), now)
+        })
         .unwrap();
     sim.run_for(secs(1));
     let ev = |kind: table_event::Type, key: &str| {
@@ -740,7 +764,9 @@ fn tables_a_failed_owners_entries_reach_nodes_that_never_knew_it_hidden() {
         })
     };
     // Gossip never adopts an unknown owner.
-    sim.with_tables(0, |t, now| t.handle_message("n1", &ev("ghost", "k", 100), now));
+    sim.with_tables(0, |t, now| {
+        t.handle_message("n1", &ev("ghost", "k", 100), now)
+    });
     assert_eq!(table(&sim, 0, "net", "t"), kv(&[("k", "mine")]));
     // Nor a bulk sync without a residual time (the sender holds the owner
     // alive: its attachment arrives with its network events).
