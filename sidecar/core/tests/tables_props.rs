@@ -98,7 +98,7 @@ fn scenario(seed: u64, actions: &[(u64, Action)]) -> Result<usize, String> {
     // Quiescence: heal, no more writes, long enough for suspicions to end,
     // reconnects and bulk syncs to repair what gossip missed; the last 20 s
     // without loss, so that no suspicion a lost packet started is open.
-    r.quiesce(Duration::from_secs(100), Duration::from_secs(20));
+    r.quiesce(Duration::from_secs(60), Duration::from_secs(20));
     r.check()?;
     Ok(r.ops.len())
 }

@@ -57,9 +57,15 @@ fn a_converged_start_stays_quiet_and_shares_its_table() {
     agreement(&sim).unwrap();
     // Nobody changed: nothing copied out of the shared snapshot.
     assert_eq!(sim.owned_entries(), 0);
-    // Every node probed round robin over a permutation of the snapshot.
+    // Every node probed round robin over a permutation of the snapshot,
+    // and nobody was suspected: the counters, not the view.
     for i in 0..200 {
-        assert_eq!(sim.node(i).stats().failed_probes, 0, "n{i}");
+        let st = sim.node(i).stats();
+        assert_eq!(
+            (st.failed_probes, st.suspicions, st.refutations),
+            (0, 0, 0),
+            "n{i}: failed probes, suspicions, refutations"
+        );
     }
 }
 
