@@ -16,6 +16,15 @@
 //! that virtual time starts from), no sockets, seeded randomness. Nodes can
 //! start from one shared converged [`Snapshot`] (copy-on-write), which is
 //! what makes ten thousand nodes fit in memory.
+//!
+//! It is also the one in-memory network the core's tests run on: nodes
+//! can be configured one by one ([`Sim::configured`]) or added later
+//! ([`Sim::add_node`]); what they emit, membership and watch events, is
+//! kept for the caller ([`Sim::events`], [`Sim::watch_events`]); each
+//! node's view, counters and tables can be read ([`Sim::node`],
+//! [`Sim::status`], [`Sim::tables`]); an [`LinkModel::instant`] link with
+//! [`Sim::settle`] completes a command's exchanges without time passing.
+//! [`model`] is the workload and oracle of the tables' property tests.
 
 mod core;
 pub mod model;

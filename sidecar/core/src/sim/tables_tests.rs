@@ -4,7 +4,8 @@
 //! cuts, isolations and partitions. After a heal and quiescence, every
 //! live node holds the same visible entries, no acknowledged write of a
 //! node that stayed up is lost (it is there, or a later write or delete
-//! superseded it), and no delete is undone.
+//! superseded it), and no delete is undone. The workload and the oracle
+//! are [`super::model`]'s, shared with `tests/tables_props.rs`.
 
 // The clock is read once per test, as the arbitrary origin of virtual time.
 #![allow(clippy::disallowed_methods)]
