@@ -43,6 +43,12 @@ pub struct Snapshot {
     pub malformed: u64,
     /// Packets that no key could decrypt.
     pub decrypt_failures: u64,
+    /// Probes that got no ack, direct or indirect.
+    pub failed_probes: u64,
+    /// Members this node began to suspect.
+    pub suspicions: u64,
+    /// Times this node refuted a suspicion of itself.
+    pub refutations: u64,
     /// Keys installed (never the keys).
     pub keys: i64,
     /// Per joined network: visible entries, tombstones, hidden entries,
@@ -94,6 +100,9 @@ pub async fn snapshot(node: &NodeHandle) -> Option<Snapshot> {
                 packets_received: st.packets_received,
                 malformed: st.malformed + t.malformed,
                 decrypt_failures: st.decrypt_failures,
+                failed_probes: st.failed_probes,
+                suspicions: st.suspicions,
+                refutations: st.refutations,
                 keys: m.keyring_fingerprints().len() as i64,
                 networks: t
                     .networks
@@ -146,6 +155,9 @@ struct Exporter {
     packets_received: Counter,
     malformed: Counter,
     decrypt_failures: Counter,
+    failed_probes: Counter,
+    suspicions: Counter,
+    refutations: Counter,
     entries: Family<NetworkLabel, Gauge>,
     tombstones: Family<NetworkLabel, Gauge>,
     hidden: Family<NetworkLabel, Gauge>,
@@ -186,6 +198,9 @@ impl Exporter {
             packets_received: Counter::default(),
             malformed: Counter::default(),
             decrypt_failures: Counter::default(),
+            failed_probes: Counter::default(),
+            suspicions: Counter::default(),
+            refutations: Counter::default(),
             entries: Family::default(),
             tombstones: Family::default(),
             hidden: Family::default(),
@@ -233,6 +248,21 @@ impl Exporter {
             "decrypt_failures",
             "Packets and streams no installed key could decrypt",
             e.decrypt_failures.clone(),
+        );
+        registry.register(
+            "failed_probes",
+            "Probes that got no ack, direct or indirect",
+            e.failed_probes.clone(),
+        );
+        registry.register(
+            "suspicions",
+            "Members this node began to suspect",
+            e.suspicions.clone(),
+        );
+        registry.register(
+            "refutations",
+            "Times this node refuted a suspicion of itself",
+            e.refutations.clone(),
         );
         registry.register(
             "table_entries",
@@ -338,6 +368,9 @@ impl Exporter {
         advance(&self.packets_received, s.packets_received);
         advance(&self.malformed, s.malformed);
         advance(&self.decrypt_failures, s.decrypt_failures);
+        advance(&self.failed_probes, s.failed_probes);
+        advance(&self.suspicions, s.suspicions);
+        advance(&self.refutations, s.refutations);
         for (network, f) in &s.networks {
             let l = NetworkLabel {
                 network: network.clone(),

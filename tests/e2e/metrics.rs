@@ -78,6 +78,15 @@ fn metrics_endpoint_and_stats_log() {
         "{body}"
     );
     assert!(body.contains("gossamer_decrypt_failures_total"), "{body}");
+    // Two healthy nodes: the failure detector's counters exist and are 0.
+    for c in [
+        "gossamer_failed_probes_total",
+        "gossamer_suspicions_total",
+        "gossamer_refutations_total",
+        "gossamer_late_wakes_total",
+    ] {
+        assert_eq!(sample(&body, c), Some(0.0), "{c}: {body}");
+    }
     let first = first.expect("udp bytes sent");
     let again = wait_until(
         Duration::from_secs(10),
