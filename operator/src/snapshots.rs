@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossamer_operator_core::{build_snapshot, ClusterRef, Stamp, Versioner};
+use gossamer_operator_core::{
+    build_snapshot, ClusterRef, ClusterState, Snapshot, Stamp, Versioner,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
@@ -111,6 +113,11 @@ async fn publish(
             resource_version: None,
         });
         let Some(stamp) = entry.versioner.next(&hash) else {
+            // Stored already (by us, or by a previous leader): the streams
+            // still need it, e.g. right after a failover.
+            if let Some(last) = entry.versioner.last().cloned() {
+                offer(ctx, c, last, snap, &state);
+            }
             return Ok(());
         };
         // Plain strings and vectors always serialize.
@@ -163,6 +170,7 @@ async fn publish(
                     })
                     .set(stamp.version as i64);
                 tracing::info!(cluster = %c, version = stamp.version, networks = snap.networks.len(), keys = snap.keys.len(), peers = snap.peers.len(), "new config snapshot");
+                offer(ctx, c, stamp, snap, &state);
                 return Ok(());
             }
             // Someone else wrote it (a previous leader, or a stale cache):
@@ -182,6 +190,23 @@ async fn publish(
         }
     }
     Err(PublishError::Contended(format!("{}/{name}", c.namespace)))
+}
+
+/// Hands a stored version to the control streams, and remembers its
+/// primary: it stays primary until a successor is on every member.
+fn offer(ctx: &Context, c: &ClusterRef, stamp: Stamp, snap: Snapshot, state: &ClusterState) {
+    {
+        let mut primaries = ctx.primaries.lock().unwrap_or_else(|p| p.into_inner());
+        match snap.primary() {
+            Some(p) => primaries.insert(c.clone(), p.to_string()),
+            None => primaries.remove(c),
+        };
+    }
+    let members: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
+    if ctx.hub.offer(c, stamp, snap, &members) {
+        // Every ACK was of an older version now.
+        ctx.reports_changed(c);
+    }
 }
 
 /// Runs until the task is dropped (leadership lost or shutdown).
