@@ -113,6 +113,7 @@ async fn publish(
             resource_version: None,
         });
         let Some(stamp) = entry.versioner.next(&hash) else {
+            tracing::debug!(cluster = %c, keys = snap.keys.len(), "snapshot unchanged");
             // Stored already (by us, or by a previous leader): the streams
             // still need it, e.g. right after a failover.
             if let Some(last) = entry.versioner.last().cloned() {
@@ -229,6 +230,7 @@ pub async fn run(ctx: Arc<Context>) {
     }
     loop {
         let dirty = ctx.index().take_dirty();
+        tracing::debug!(clusters = dirty.len(), "rebuilding changed snapshots");
         ctx.metrics.snapshot_queue.set(dirty.len() as i64);
         for (i, c) in dirty.iter().enumerate() {
             if let Err(e) = publish(&ctx, &mut stored, c).await {
