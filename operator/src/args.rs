@@ -17,7 +17,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crd,
     /// Run the operator.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -54,12 +54,13 @@ impl AuthError {
 }
 
 type Hash = [u8; 32];
+type Answer = Result<PodIdentity, AuthError>;
 
 /// Reviews tokens, with a short cache.
 pub struct Authenticator {
     client: Client,
     audience: String,
-    cache: Mutex<HashMap<Hash, (Instant, Result<PodIdentity, AuthError>)>>,
+    cache: Mutex<HashMap<Hash, (Instant, Answer)>>,
 }
 
 impl Authenticator {
