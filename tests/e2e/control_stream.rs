@@ -37,7 +37,11 @@ fn cp() -> &'static ControlPlane {
 fn operator() -> &'static Operator {
     static OP: OnceLock<Operator> = OnceLock::new();
     OP.get_or_init(|| {
-        let op = Operator::start(cp(), OperatorOptions::new("ctl")).expect("the operator starts");
+        // A one-minute serving certificate: renewed every 40 s while the
+        // tests run.
+        let mut opts = OperatorOptions::new("ctl");
+        opts.control_cert_lifetime_secs = Some(60);
+        let op = Operator::start(cp(), opts).expect("the operator starts");
         wait("the only replica leads", || op.is_leader().then_some(()));
         op
     })
@@ -563,6 +567,51 @@ async fn the_ca_survives_restarts_and_the_certificate_verifies_for_the_service_n
         assert_eq!(secret("{.metadata.resourceVersion}"), rv, "nor rewritten");
         assert_eq!(ca_bundle().trim(), ca.trim(), "the bundle is unchanged");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_certificate_is_renewed_without_dropping_open_streams() {
+    let ns = setup("renew");
+    let uid = pod(&ns, "web-0", Some("default"));
+    let net = |tables: &str| {
+        format!(
+            "apiVersion: gossamer.dev/v1alpha1\nkind: GossipNetwork\nmetadata: {{name: renewal, namespace: {ns}}}\nspec:\n  memberSelector: {{matchLabels: {{app: web}}}}\n  tables: [{tables}]\n"
+        )
+    };
+    apply(&net("{name: a}"));
+    let t = token(&ns, "web-0", &uid, Some("gossamer"));
+    let mut sc = subscribe(Some(&t), hello(&ns, "web-0"))
+        .await
+        .expect("accepted");
+    let s1 = sc
+        .next_where("the network", |s| s.networks.len() == 1)
+        .await;
+    let renewals = || {
+        operator()
+            .log()
+            .matches("renewed the control-stream serving certificate")
+            .count()
+    };
+    let before = renewals();
+    let deadline = Instant::now() + Duration::from_secs(75);
+    while renewals() == before {
+        assert!(
+            Instant::now() < deadline,
+            "no renewal of the one-minute certificate within 75 s; log tail:\n{}",
+            tail(&operator().log(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The stream opened under the old certificate still carries versions.
+    apply(&net("{name: a}, {name: b}"));
+    let s2 = sc
+        .next_where("table b", |s| s.networks[0].tables.len() == 2)
+        .await;
+    assert!(s2.version > s1.version);
+    // New connections get the new certificate, which the bundle verifies.
+    subscribe(Some(&t), hello(&ns, "web-0"))
+        .await
+        .expect("a new stream after the renewal");
 }
 
 /// Base64 (standard and URL-safe), for the Secret's data and for JWTs.
