@@ -614,6 +614,37 @@ async fn the_serving_certificate_is_renewed_without_dropping_open_streams() {
         .expect("a new stream after the renewal");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_mode_is_plain_text_and_says_so_at_start() {
+    operator();
+    let mut opts = OperatorOptions::new("dev-standby");
+    opts.control_insecure = true;
+    let dev = Operator::start(cp(), opts).expect("a development-mode replica starts");
+    assert!(
+        dev.log().contains("DEVELOPMENT MODE"),
+        "no warning at start; log:\n{}",
+        tail(&dev.log(), 20)
+    );
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", dev.control_port()))
+        .expect("a valid URI")
+        .connect()
+        .await
+        .expect("plain-text gRPC");
+    let (out, rx) = mpsc::channel(1);
+    out.send(SidecarMessage {
+        kind: Some(Kind::Hello(hello("x", "y"))),
+    })
+    .await
+    .expect("queued");
+    let s = ControlClient::new(channel)
+        .subscribe(Request::new(ReceiverStream::new(rx)))
+        .await
+        .expect_err("a standby serves no stream");
+    assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+    dev.terminate(Duration::from_secs(15))
+        .expect("it stops cleanly");
+}
+
 /// Base64 (standard and URL-safe), for the Secret's data and for JWTs.
 mod base64 {
     const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
