@@ -38,6 +38,9 @@ pub struct Context {
     /// The primary key of each cluster's last stored snapshot: it stays
     /// primary until a successor is on every member.
     pub primaries: Mutex<HashMap<ClusterRef, String>>,
+    /// The key names of each cluster's last stored snapshot: a deleted key
+    /// that left them never comes back.
+    pub published_keys: Mutex<HashMap<ClusterRef, Vec<String>>>,
     /// Wakes the snapshot loop: the index has dirty clusters.
     pub snapshot_wake: Notify,
     /// Fired for every Pod event: member counts and seeds may change.
@@ -66,6 +69,7 @@ impl Context {
             resync,
             synced: Synced::default(),
             primaries: Mutex::new(HashMap::new()),
+            published_keys: Mutex::new(HashMap::new()),
             snapshot_wake: Notify::new(),
             // A lagging receiver loses ticks, not information: any tick
             // reconciles everything, and the debounce folds bursts.
@@ -119,6 +123,12 @@ impl Context {
         let mut state = self.index().cluster(c);
         let members: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
         state.key_reports = self.hub.aggregate(c, &members).key_reports;
+        state.last_keys = self
+            .published_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(c)
+            .cloned();
         state.last_primary = self
             .primaries
             .lock()

@@ -43,6 +43,17 @@ fn stamp_of(cm: &ConfigMap) -> Option<Stamp> {
     })
 }
 
+/// The key names of a stored snapshot.
+fn stored_keys(cm: &ConfigMap) -> Option<Vec<String>> {
+    let json: serde_json::Value =
+        serde_json::from_str(cm.data.as_ref()?.get("snapshot.json")?).ok()?;
+    json["keys"]
+        .as_array()?
+        .iter()
+        .map(|k| k["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// The primary key's name in a stored snapshot.
 fn stored_primary(cm: &ConfigMap) -> Option<String> {
     let json: serde_json::Value =
@@ -70,6 +81,12 @@ async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
             name: cluster,
         };
         let stamp = stamp_of(&cm);
+        if let Some(keys) = stored_keys(&cm) {
+            ctx.published_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.clone(), keys);
+        }
         if let Some(p) = stored_primary(&cm) {
             ctx.primaries
                 .lock()
@@ -194,8 +211,16 @@ async fn publish(
 }
 
 /// Hands a stored version to the control streams, and remembers its
-/// primary: it stays primary until a successor is on every member.
+/// primary (it stays primary until a successor is on every member) and its
+/// keys (a deleted key that left them never comes back).
 fn offer(ctx: &Context, c: &ClusterRef, stamp: Stamp, snap: Snapshot, state: &ClusterState) {
+    ctx.published_keys
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            c.clone(),
+            snap.keys.iter().map(|k| k.name.clone()).collect(),
+        );
     {
         let mut primaries = ctx.primaries.lock().unwrap_or_else(|p| p.into_inner());
         match snap.primary() {

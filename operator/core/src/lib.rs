@@ -21,7 +21,7 @@ mod status;
 mod version;
 
 pub use hello::{check_hello, HelloClaim, HelloRefusal, PodIdentity, RefusalKind};
-pub use keys::{plan_keys, KeyDecision, KeyPlan};
+pub use keys::{plan_keys, plan_keys_after, KeyDecision, KeyPlan};
 pub use network_id::network_id;
 pub use problem::Problem;
 pub use reports::{

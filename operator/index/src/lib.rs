@@ -293,6 +293,7 @@ impl Index {
             members: o.members.values().cloned().collect(),
             key_reports: o.key_reports.clone(),
             last_primary: None,
+            last_keys: None,
         }
     }
 
