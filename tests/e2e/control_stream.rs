@@ -569,6 +569,71 @@ async fn the_ca_survives_restarts_and_the_certificate_verifies_for_the_service_n
     }
 }
 
+/// ACKs the snapshot and reports running it (its keyring, its primary).
+async fn run(sc: &Sidecar, s: &ConfigSnapshot) {
+    sc.send(Kind::Ack(Ack {
+        version: s.version,
+        nonce: s.nonce.clone(),
+    }))
+    .await;
+    sc.send(Kind::Status(report(s, 0))).await;
+}
+
+fn state_of(s: &ConfigSnapshot, name: &str) -> Option<i32> {
+    s.keys.iter().find(|k| k.name == name).map(|k| k.state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotates_as_the_member_reports_its_keyring() {
+    use gossamer_proto::control::v1::KeyState;
+    let ns = setup("rotate");
+    let uid = pod(&ns, "web-0", Some("default"));
+    let key = |name: &str| {
+        format!("apiVersion: gossamer.dev/v1alpha1\nkind: GossipKey\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n")
+    };
+    apply(&key("k0"));
+    wait_field(&ns, "gossipkey", "k0", "{.status.phase}", "Primary");
+    let t = token(&ns, "web-0", &uid, Some("gossamer"));
+    let mut sc = subscribe(Some(&t), hello(&ns, "web-0"))
+        .await
+        .expect("accepted");
+    let s = sc.next_where("k0", |s| s.keys.len() == 1).await;
+    run(&sc, &s).await;
+    wait_field(&ns, "gossipkey", "k0", "{.status.holders}", "1");
+
+    // A new key is distributed first: the member does not hold it yet.
+    apply(&key("k1"));
+    let s = sc
+        .next_where("k1 as a secondary", |s| {
+            state_of(s, "k1") == Some(KeyState::Secondary as i32)
+        })
+        .await;
+    assert_eq!(state_of(&s, "k0"), Some(KeyState::Primary as i32));
+    wait_field(&ns, "gossipkey", "k1", "{.status.phase}", "Distributing");
+    // The member runs it (holds both): k1 becomes the primary.
+    run(&sc, &s).await;
+    let s = sc
+        .next_where("k1 as the primary", |s| {
+            state_of(s, "k1") == Some(KeyState::Primary as i32)
+        })
+        .await;
+    wait_field(&ns, "gossipkey", "k1", "{.status.phase}", "Primary");
+    run(&sc, &s).await;
+
+    // k0 is deleted: it leaves the keyring once the member reports it no
+    // longer encrypts with it, and then its finalizer goes.
+    assert!(kubectl(&["delete", "gossipkey", "k0", "-n", &ns, "--wait=false"]).success());
+    let s = sc
+        .next_where("k0 out of the keyring", |s| state_of(s, "k0").is_none())
+        .await;
+    run(&sc, &s).await;
+    wait("the GossipKey k0 gone", || {
+        (!kubectl(&["get", "gossipkey", "k0", "-n", &ns]).success()).then_some(())
+    });
+    assert_eq!(s.keys.len(), 1);
+    assert_eq!(s.primary_fingerprint, s.keys[0].fingerprint);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serving_certificate_is_renewed_without_dropping_open_streams() {
     let ns = setup("renew");

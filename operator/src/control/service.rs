@@ -179,7 +179,15 @@ impl OpenStream {
         let mut leading = self.ctx.leading.subscribe();
         // The current version goes out at once.
         latest.mark_changed();
+        // Leadership may have gone while the hello was checked (and the
+        // channel just taken is then one nobody feeds).
+        let still_leading = *leading.borrow_and_update();
         let end = loop {
+            if !still_leading {
+                break Some(Status::unavailable(
+                    "this operator replica stopped leading; reconnect",
+                ));
+            }
             tokio::select! {
                 changed = latest.changed() => {
                     if changed.is_err() {
