@@ -163,6 +163,14 @@ struct OpenStream {
     sent: VecDeque<(u64, String)>,
 }
 
+/// What a stream does after one event.
+enum Next {
+    Continue,
+    /// Ends the stream, with this status to send (none: the other end is
+    /// gone or hung up).
+    End(Option<Status>),
+}
+
 fn nonce() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(1);
     format!("{:x}", SEQ.fetch_add(1, Ordering::Relaxed))
@@ -181,57 +189,76 @@ impl OpenStream {
         latest.mark_changed();
         // Leadership may have gone while the hello was checked (and the
         // channel just taken is then one nobody feeds).
-        let still_leading = *leading.borrow_and_update();
-        let end = loop {
-            if !still_leading {
-                break Some(Status::unavailable(
-                    "this operator replica stopped leading; reconnect",
-                ));
-            }
-            tokio::select! {
-                changed = latest.changed() => {
-                    if changed.is_err() {
-                        break Some(Status::unavailable("the operator stopped serving this stream; reconnect"));
-                    }
-                    let published = latest.borrow_and_update().clone();
-                    let Some(p) = published else { continue };
-                    let n = nonce();
-                    let msg = convert::snapshot(&p, &n);
-                    self.sent.push_back((p.stamp.version, n));
-                    if self.sent.len() > REMEMBERED_SENDS {
-                        self.sent.pop_front();
-                    }
-                    tracing::debug!(cluster = %self.cluster, pod = %self.pod, version = p.stamp.version, "sent a snapshot");
-                    if tx.send(Ok(msg)).await.is_err() {
-                        break None;
-                    }
+        let end = if *leading.borrow_and_update() {
+            loop {
+                if let Next::End(end) = self
+                    .step(&mut inbound, &mut latest, &mut leading, &tx)
+                    .await
+                {
+                    break end;
                 }
-                msg = inbound.message() => match msg {
-                    Ok(Some(m)) => {
-                        if let Err(status) = self.handle(m) {
-                            break Some(status);
-                        }
-                    }
-                    Ok(None) => break None,
-                    Err(e) => {
-                        tracing::debug!(cluster = %self.cluster, pod = %self.pod, error = %e, "control stream broke");
-                        break None;
-                    }
-                },
-                r = leading.changed() => {
-                    let stopped = r.is_err() || !*leading.borrow();
-                    if stopped {
-                        break Some(Status::unavailable("this operator replica stopped leading; reconnect"));
-                    }
-                }
-                _ = tx.closed() => break None,
             }
+        } else {
+            Some(Status::unavailable(
+                "this operator replica stopped leading; reconnect",
+            ))
         };
         if let Some(status) = end {
             let _ = tx.send(Err(status)).await;
         }
         self.ctx.metrics.control_streams.dec();
         tracing::info!(cluster = %self.cluster, pod = %self.pod, "control stream closed");
+    }
+
+    /// One event of the stream.
+    async fn step(
+        &mut self,
+        inbound: &mut Streaming<SidecarMessage>,
+        latest: &mut Latest,
+        leading: &mut tokio::sync::watch::Receiver<bool>,
+        tx: &mpsc::Sender<Result<ConfigSnapshot, Status>>,
+    ) -> Next {
+        tokio::select! {
+            changed = latest.changed() => {
+                if changed.is_err() {
+                    return Next::End(Some(Status::unavailable("the operator stopped serving this stream; reconnect")));
+                }
+                let published = latest.borrow_and_update().clone();
+                let Some(p) = published else {
+                    return Next::Continue;
+                };
+                let n = nonce();
+                let msg = convert::snapshot(&p, &n);
+                self.sent.push_back((p.stamp.version, n));
+                if self.sent.len() > REMEMBERED_SENDS {
+                    self.sent.pop_front();
+                }
+                tracing::debug!(cluster = %self.cluster, pod = %self.pod, version = p.stamp.version, "sent a snapshot");
+                if tx.send(Ok(msg)).await.is_err() {
+                    return Next::End(None);
+                }
+            }
+            msg = inbound.message() => match msg {
+                Ok(Some(m)) => {
+                    if let Err(status) = self.handle(m) {
+                        return Next::End(Some(status));
+                    }
+                }
+                Ok(None) => return Next::End(None),
+                Err(e) => {
+                    tracing::debug!(cluster = %self.cluster, pod = %self.pod, error = %e, "control stream broke");
+                    return Next::End(None);
+                }
+            },
+            r = leading.changed() => {
+                let stopped = r.is_err() || !*leading.borrow();
+                if stopped {
+                    return Next::End(Some(Status::unavailable("this operator replica stopped leading; reconnect")));
+                }
+            }
+            _ = tx.closed() => return Next::End(None),
+        }
+        Next::Continue
     }
 
     fn answers(&self, version: u64, nonce: &str) -> bool {
