@@ -18,15 +18,15 @@ use gossamer_proto::control::v1::sidecar_message::Kind;
 use gossamer_proto::control::v1::{
     Ack, ConfigSnapshot, ErrorDetail, Hello, Nack, NetworkStatus, SidecarMessage, StatusReport,
 };
+use gossamer_tests::control::{self, Sidecar};
 use gossamer_tests::kube::ControlPlane;
 use gossamer_tests::operator::{
-    Operator, OperatorOptions, CA_BUNDLE_CONFIGMAP, CA_SECRET, CONTROL_SERVICE_DNS,
-    OPERATOR_NAMESPACE,
+    Operator, OperatorOptions, CA_SECRET, CONTROL_SERVICE_DNS, OPERATOR_NAMESPACE,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
-use tonic::{Code, Request, Status, Streaming};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -116,143 +116,58 @@ fn setup(prefix: &str) -> String {
     cp().namespace(prefix).expect("a fresh namespace")
 }
 
-/// Creates a Pod (labelled for `cluster` if given) and returns its uid.
-fn pod(ns: &str, name: &str, cluster: Option<&str>) -> String {
+/// Creates a Pod (labelled for `cluster` if given).
+fn pod(ns: &str, name: &str, cluster: Option<&str>) {
     let cluster = cluster
         .map(|c| format!("\n    gossamer.dev/cluster: {c}"))
         .unwrap_or_default();
     apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    app: web{cluster}\nspec:\n  containers:\n  - name: app\n    image: gossamer.dev/none:0\n"
     ));
-    let uid = jsonpath(ns, "pod", name, "{.metadata.uid}");
-    assert!(!uid.is_empty(), "Pod {ns}/{name} has a uid");
-    uid
 }
 
-/// A TokenRequest token of the namespace's `default` ServiceAccount, bound
-/// to Pod `name`, for `audience` (the API server's default audience when
-/// `None`: the API server's audiences). The minimum lifetime the API server grants is 10 minutes.
-fn token(ns: &str, name: &str, uid: &str, audience: Option<&str>) -> String {
-    let mut args = vec![
-        "create",
-        "token",
-        "default",
-        "-n",
-        ns,
-        "--bound-object-kind",
-        "Pod",
-        "--bound-object-name",
-        name,
-        "--bound-object-uid",
-        uid,
-        "--duration",
-        "10m",
-    ];
-    if let Some(a) = audience {
-        args.extend(["--audience", a]);
-    }
-    let out = kubectl(&args);
-    assert!(out.success(), "kubectl create token: {out:?}");
-    out.stdout.trim().to_string()
+/// A TokenRequest token bound to Pod `name`, for `audience` (10 minutes,
+/// the API server's minimum).
+fn token(ns: &str, name: &str, audience: &str) -> String {
+    control::pod_token(cp(), ns, name, audience).expect("a Pod token")
 }
 
 fn ca_bundle() -> String {
-    wait("the CA bundle ConfigMap", || {
-        let ca = jsonpath(
-            OPERATOR_NAMESPACE,
-            "configmap",
-            CA_BUNDLE_CONFIGMAP,
-            "{.data.ca\\.crt}",
-        );
-        ca.contains("BEGIN CERTIFICATE").then_some(ca)
-    })
+    wait("the CA bundle ConfigMap", || control::ca_bundle(cp()).ok())
 }
 
-async fn channel_to(port: u16, domain: &str) -> Result<Channel, tonic::transport::Error> {
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca_bundle()))
-        .domain_name(domain);
-    Channel::from_shared(format!("https://127.0.0.1:{port}"))
-        .expect("a valid URI")
-        .tls_config(tls)?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-}
-
-/// A sidecar's end of one control stream.
-struct Sidecar {
-    out: mpsc::Sender<SidecarMessage>,
-    snapshots: Streaming<ConfigSnapshot>,
-}
-
-fn hello(ns: &str, pod: &str) -> Hello {
-    Hello {
-        cluster: "default".into(),
-        cluster_namespace: ns.into(),
-        pod_namespace: ns.into(),
-        pod_name: pod.into(),
-        node_name: "0123456789ab".into(),
-        advertise_address: "10.0.0.1:7946".into(),
-        build_version: "test".into(),
-    }
+async fn channel_to(port: u16, domain: &str) -> gossamer_tests::Result<Channel> {
+    control::connect(port, &ca_bundle(), domain).await
 }
 
 async fn subscribe_to(port: u16, token: Option<&str>, hello: Hello) -> Result<Sidecar, Status> {
     let channel = channel_to(port, CONTROL_SERVICE_DNS)
         .await
         .expect("a TLS connection verified against the published CA bundle");
-    let mut client = ControlClient::new(channel);
-    let (out, rx) = mpsc::channel(8);
-    out.send(SidecarMessage {
-        kind: Some(Kind::Hello(hello)),
-    })
-    .await
-    .expect("the outbound queue is open");
-    let mut req = Request::new(ReceiverStream::new(rx));
-    if let Some(t) = token {
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {t}").parse().expect("ASCII"),
-        );
-    }
-    let snapshots = client.subscribe(req).await?.into_inner();
-    Ok(Sidecar { out, snapshots })
+    Sidecar::subscribe(channel, token, hello).await
 }
 
 async fn subscribe(token: Option<&str>, hello: Hello) -> Result<Sidecar, Status> {
     subscribe_to(operator().control_port(), token, hello).await
 }
 
-impl Sidecar {
-    async fn send(&self, kind: Kind) {
-        self.out
-            .send(SidecarMessage { kind: Some(kind) })
-            .await
-            .expect("the stream is open");
-    }
-
-    /// The next snapshot that satisfies `ok`, skipping others.
-    async fn next_where(
-        &mut self,
-        what: &str,
-        ok: impl Fn(&ConfigSnapshot) -> bool,
-    ) -> ConfigSnapshot {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.snapshots.message())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no snapshot with {what} within {WAIT:?}; operator log tail:\n{}",
-                        tail(&operator().log(), 30)
-                    )
-                })
-                .expect("the stream stays open")
-                .expect("the stream does not end");
-            if ok(&next) {
-                return next;
-            }
+/// The next snapshot that satisfies `ok`, skipping others.
+async fn next_where(
+    sc: &mut Sidecar,
+    what: &str,
+    ok: impl Fn(&ConfigSnapshot) -> bool,
+) -> ConfigSnapshot {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match sc.next(left).await {
+            Ok(Some(s)) if ok(&s) => return s,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended before a snapshot with {what}"),
+            Err(e) => panic!(
+                "no snapshot with {what} within {WAIT:?} ({e:?}); operator log tail:\n{}",
+                tail(&operator().log(), 30)
+            ),
         }
     }
 }
@@ -288,7 +203,7 @@ fn report(s: &ConfigSnapshot, entries: u64) -> StatusReport {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_gets_snapshots_and_its_acks_nacks_and_reports_reach_the_status() {
     let ns = setup("stream");
-    let uid = pod(&ns, "web-0", Some("default"));
+    pod(&ns, "web-0", Some("default"));
     apply(&format!(
         "apiVersion: gossamer.dev/v1alpha1\nkind: GossipNetwork\nmetadata: {{name: endpoints, namespace: {ns}}}\nspec:\n  memberSelector: {{matchLabels: {{app: web}}}}\n  tables: [{{name: backends}}]\n"
     ));
@@ -297,18 +212,17 @@ async fn a_member_gets_snapshots_and_its_acks_nacks_and_reports_reach_the_status
     ));
     wait_field(&ns, "gossipnetwork", "endpoints", "{.status.members}", "1");
     wait_field(&ns, "gossipkey", "k0", "{.status.phase}", "Primary");
-    let t = token(&ns, "web-0", &uid, Some("gossamer"));
-    let mut sc = subscribe(Some(&t), hello(&ns, "web-0"))
+    let t = token(&ns, "web-0", "gossamer");
+    let mut sc = subscribe(Some(&t), control::hello(&ns, "web-0"))
         .await
         .expect("a member with its own token is accepted");
 
     // The current version at once: the key (bytes and fingerprint, the
     // primary) and the network.
-    let s1 = sc
-        .next_where("a key and the network", |s| {
-            s.keys.len() == 1 && s.networks.len() == 1
-        })
-        .await;
+    let s1 = next_where(&mut sc, "a key and the network", |s| {
+        s.keys.len() == 1 && s.networks.len() == 1
+    })
+    .await;
     assert!(s1.version >= 1);
     assert_eq!(s1.keys[0].bytes.len(), 32);
     let fp = jsonpath(&ns, "gossipkey", "k0", "{.status.fingerprint}");
@@ -349,11 +263,10 @@ async fn a_member_gets_snapshots_and_its_acks_nacks_and_reports_reach_the_status
     apply(&format!(
         "apiVersion: gossamer.dev/v1alpha1\nkind: GossipNetwork\nmetadata: {{name: endpoints, namespace: {ns}}}\nspec:\n  memberSelector: {{matchLabels: {{app: web}}}}\n  tables: [{{name: backends}}, {{name: health}}]\n"
     ));
-    let s2 = sc
-        .next_where("the health table", |s| {
-            s.networks.first().is_some_and(|n| n.tables.len() == 2)
-        })
-        .await;
+    let s2 = next_where(&mut sc, "the health table", |s| {
+        s.networks.first().is_some_and(|n| n.tables.len() == 2)
+    })
+    .await;
     assert!(s2.version > s1.version, "{} > {}", s2.version, s1.version);
     assert_ne!(s2.nonce, s1.nonce);
     // Not ACKed yet: nobody runs the new version.
@@ -435,9 +348,9 @@ async fn a_member_gets_snapshots_and_its_acks_nacks_and_reports_reach_the_status
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_without_a_valid_token_for_a_member_are_refused_with_the_right_code() {
     let ns = setup("refuse");
-    let uid0 = pod(&ns, "web-0", Some("default"));
-    let uid1 = pod(&ns, "web-1", Some("default"));
-    let stray_uid = pod(&ns, "stray", None);
+    pod(&ns, "web-0", Some("default"));
+    pod(&ns, "web-1", Some("default"));
+    pod(&ns, "stray", None);
     wait("both members in the snapshot ConfigMap", || {
         let s = jsonpath(
             &ns,
@@ -448,42 +361,42 @@ async fn streams_without_a_valid_token_for_a_member_are_refused_with_the_right_c
         (!s.is_empty()).then_some(())
     });
 
-    let s = refused(None, hello(&ns, "web-0")).await;
+    let s = refused(None, control::hello(&ns, "web-0")).await;
     assert_eq!(s.code(), Code::Unauthenticated, "no token: {s:?}");
     assert!(s.message().contains("no bearer token"), "{s:?}");
 
     // (Without --audience, TokenRequest grants the API server's own
     // audiences, which in this control plane include gossamer.)
-    let default_audience = token(&ns, "web-0", &uid0, Some("vault"));
-    let s = refused(Some(&default_audience), hello(&ns, "web-0")).await;
+    let default_audience = token(&ns, "web-0", "vault");
+    let s = refused(Some(&default_audience), control::hello(&ns, "web-0")).await;
     assert_eq!(s.code(), Code::Unauthenticated, "wrong audience: {s:?}");
 
-    let s = refused(Some("not-a-token"), hello(&ns, "web-0")).await;
+    let s = refused(Some("not-a-token"), control::hello(&ns, "web-0")).await;
     assert_eq!(s.code(), Code::Unauthenticated, "garbage: {s:?}");
 
     // TokenRequest grants at least 10 minutes, so an expired token is made
     // the way the API server makes them: the same claims, signed with the
     // ServiceAccount signing key, with times an hour in the past.
-    let good = token(&ns, "web-0", &uid0, Some("gossamer"));
+    let good = token(&ns, "web-0", "gossamer");
     let expired = jwt::expired_copy(&good, &cp().pki().dir().join("service-account.key"));
-    let s = refused(Some(&expired), hello(&ns, "web-0")).await;
+    let s = refused(Some(&expired), control::hello(&ns, "web-0")).await;
     assert_eq!(s.code(), Code::Unauthenticated, "expired: {s:?}");
     // The forgery itself is sound: the same recipe with a future expiry is
     // accepted, so the refusal above is about the expiry alone.
     let fresh = jwt::resigned_copy(&good, &cp().pki().dir().join("service-account.key"));
-    subscribe(Some(&fresh), hello(&ns, "web-0"))
+    subscribe(Some(&fresh), control::hello(&ns, "web-0"))
         .await
         .expect("a re-signed, unexpired token is accepted");
 
     // web-1's token, web-0's hello.
-    let other = token(&ns, "web-1", &uid1, Some("gossamer"));
-    let s = refused(Some(&other), hello(&ns, "web-0")).await;
+    let other = token(&ns, "web-1", "gossamer");
+    let s = refused(Some(&other), control::hello(&ns, "web-0")).await;
     assert_eq!(s.code(), Code::Unauthenticated, "another pod: {s:?}");
     assert!(s.message().contains("bound to Pod"), "{s:?}");
 
     // A Pod without the cluster label, with its own valid token.
-    let stray = token(&ns, "stray", &stray_uid, Some("gossamer"));
-    let s = refused(Some(&stray), hello(&ns, "stray")).await;
+    let stray = token(&ns, "stray", "gossamer");
+    let s = refused(Some(&stray), control::hello(&ns, "stray")).await;
     assert_eq!(s.code(), Code::PermissionDenied, "not a member: {s:?}");
     assert!(
         s.message().contains("gossamer.dev/cluster=default"),
@@ -491,8 +404,8 @@ async fn streams_without_a_valid_token_for_a_member_are_refused_with_the_right_c
     );
 
     // A member asking for another cluster.
-    let good1 = token(&ns, "web-1", &uid1, Some("gossamer"));
-    let mut h = hello(&ns, "web-1");
+    let good1 = token(&ns, "web-1", "gossamer");
+    let mut h = control::hello(&ns, "web-1");
     h.cluster = "other".into();
     let s = refused(Some(&good1), h).await;
     assert_eq!(s.code(), Code::PermissionDenied, "another cluster: {s:?}");
@@ -544,7 +457,7 @@ async fn the_ca_survives_restarts_and_the_certificate_verifies_for_the_service_n
             let rt = tokio::runtime::Handle::current();
             let port = standby.control_port();
             let r = tokio::task::block_in_place(|| {
-                rt.block_on(subscribe_to(port, None, hello("x", "y")))
+                rt.block_on(subscribe_to(port, None, control::hello("x", "y")))
             });
             match r {
                 Err(s)
@@ -587,45 +500,44 @@ fn state_of(s: &ConfigSnapshot, name: &str) -> Option<i32> {
 async fn a_key_rotates_as_the_member_reports_its_keyring() {
     use gossamer_proto::control::v1::KeyState;
     let ns = setup("rotate");
-    let uid = pod(&ns, "web-0", Some("default"));
+    pod(&ns, "web-0", Some("default"));
     let key = |name: &str| {
         format!("apiVersion: gossamer.dev/v1alpha1\nkind: GossipKey\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n")
     };
     apply(&key("k0"));
     wait_field(&ns, "gossipkey", "k0", "{.status.phase}", "Primary");
-    let t = token(&ns, "web-0", &uid, Some("gossamer"));
-    let mut sc = subscribe(Some(&t), hello(&ns, "web-0"))
+    let t = token(&ns, "web-0", "gossamer");
+    let mut sc = subscribe(Some(&t), control::hello(&ns, "web-0"))
         .await
         .expect("accepted");
-    let s = sc.next_where("k0", |s| s.keys.len() == 1).await;
+    let s = next_where(&mut sc, "k0", |s| s.keys.len() == 1).await;
     run(&sc, &s).await;
     wait_field(&ns, "gossipkey", "k0", "{.status.holders}", "1");
 
     // A new key is distributed first: the member does not hold it yet.
     apply(&key("k1"));
-    let s = sc
-        .next_where("k1 as a secondary", |s| {
-            state_of(s, "k1") == Some(KeyState::Secondary as i32)
-        })
-        .await;
+    let s = next_where(&mut sc, "k1 as a secondary", |s| {
+        state_of(s, "k1") == Some(KeyState::Secondary as i32)
+    })
+    .await;
     assert_eq!(state_of(&s, "k0"), Some(KeyState::Primary as i32));
     wait_field(&ns, "gossipkey", "k1", "{.status.phase}", "Distributing");
     // The member runs it (holds both): k1 becomes the primary.
     run(&sc, &s).await;
-    let s = sc
-        .next_where("k1 as the primary", |s| {
-            state_of(s, "k1") == Some(KeyState::Primary as i32)
-        })
-        .await;
+    let s = next_where(&mut sc, "k1 as the primary", |s| {
+        state_of(s, "k1") == Some(KeyState::Primary as i32)
+    })
+    .await;
     wait_field(&ns, "gossipkey", "k1", "{.status.phase}", "Primary");
     run(&sc, &s).await;
 
     // k0 is deleted: it leaves the keyring once the member reports it no
     // longer encrypts with it, and then its finalizer goes.
     assert!(kubectl(&["delete", "gossipkey", "k0", "-n", &ns, "--wait=false"]).success());
-    let s = sc
-        .next_where("k0 out of the keyring", |s| state_of(s, "k0").is_none())
-        .await;
+    let s = next_where(&mut sc, "k0 out of the keyring", |s| {
+        state_of(s, "k0").is_none()
+    })
+    .await;
     run(&sc, &s).await;
     wait("the GossipKey k0 gone", || {
         (!kubectl(&["get", "gossipkey", "k0", "-n", &ns]).success()).then_some(())
@@ -637,20 +549,18 @@ async fn a_key_rotates_as_the_member_reports_its_keyring() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serving_certificate_is_renewed_without_dropping_open_streams() {
     let ns = setup("renew");
-    let uid = pod(&ns, "web-0", Some("default"));
+    pod(&ns, "web-0", Some("default"));
     let net = |tables: &str| {
         format!(
             "apiVersion: gossamer.dev/v1alpha1\nkind: GossipNetwork\nmetadata: {{name: renewal, namespace: {ns}}}\nspec:\n  memberSelector: {{matchLabels: {{app: web}}}}\n  tables: [{tables}]\n"
         )
     };
     apply(&net("{name: a}"));
-    let t = token(&ns, "web-0", &uid, Some("gossamer"));
-    let mut sc = subscribe(Some(&t), hello(&ns, "web-0"))
+    let t = token(&ns, "web-0", "gossamer");
+    let mut sc = subscribe(Some(&t), control::hello(&ns, "web-0"))
         .await
         .expect("accepted");
-    let s1 = sc
-        .next_where("the network", |s| s.networks.len() == 1)
-        .await;
+    let s1 = next_where(&mut sc, "the network", |s| s.networks.len() == 1).await;
     let renewals = || {
         operator()
             .log()
@@ -669,12 +579,10 @@ async fn the_serving_certificate_is_renewed_without_dropping_open_streams() {
     }
     // The stream opened under the old certificate still carries versions.
     apply(&net("{name: a}, {name: b}"));
-    let s2 = sc
-        .next_where("table b", |s| s.networks[0].tables.len() == 2)
-        .await;
+    let s2 = next_where(&mut sc, "table b", |s| s.networks[0].tables.len() == 2).await;
     assert!(s2.version > s1.version);
     // New connections get the new certificate, which the bundle verifies.
-    subscribe(Some(&t), hello(&ns, "web-0"))
+    subscribe(Some(&t), control::hello(&ns, "web-0"))
         .await
         .expect("a new stream after the renewal");
 }
@@ -697,7 +605,7 @@ async fn development_mode_is_plain_text_and_says_so_at_start() {
         .expect("plain-text gRPC");
     let (out, rx) = mpsc::channel(1);
     out.send(SidecarMessage {
-        kind: Some(Kind::Hello(hello("x", "y"))),
+        kind: Some(Kind::Hello(control::hello("x", "y"))),
     })
     .await
     .expect("queued");

@@ -171,9 +171,18 @@ enum Next {
     End(Option<Status>),
 }
 
+/// Unique per snapshot sent by this process, and unlike any other
+/// replica's (a random prefix), so an answer never matches a send it did
+/// not answer.
 fn nonce() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(1);
-    format!("{:x}", SEQ.fetch_add(1, Ordering::Relaxed))
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        #[allow(clippy::disallowed_methods)] // the shell owns the process's randomness
+        let p = rand::Rng::random(&mut rand::rng());
+        p
+    });
+    format!("{prefix:08x}-{:x}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 impl OpenStream {
