@@ -10,11 +10,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gossamer/tables/v1/tables.proto",
         "gossamer/control/v1/control.proto",
     ];
+    println!("cargo:rerun-if-changed=build.rs");
     for p in &services {
         println!("cargo:rerun-if-changed={p}");
     }
-    let mut cfg = prost_build::Config::new();
-    cfg.protoc_executable(&protoc);
-    tonic_prost_build::configure().compile_with_config(cfg, &services, &["."])?;
+    // Each service with its own descriptors, for gRPC server reflection
+    // (grpcurl): a server lists only what it serves.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    for (proto, descriptors) in [
+        (services[0], "tables_descriptor.bin"),
+        (services[1], "control_descriptor.bin"),
+    ] {
+        let mut cfg = prost_build::Config::new();
+        cfg.protoc_executable(&protoc);
+        tonic_prost_build::configure()
+            .file_descriptor_set_path(out.join(descriptors))
+            .compile_with_config(cfg, &[proto], &["."])?;
+    }
     Ok(())
 }

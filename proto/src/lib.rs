@@ -35,3 +35,13 @@ pub mod control {
         include!(concat!(env!("OUT_DIR"), "/gossamer.control.v1.rs"));
     }
 }
+
+/// The encoded `FileDescriptorSet` of the local table API, for gRPC server
+/// reflection.
+pub const TABLES_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tables_descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of the control stream, for gRPC server
+/// reflection.
+pub const CONTROL_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/control_descriptor.bin"));

@@ -13,9 +13,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use gossamer_core::{keyring, membership, node, sim, tables, wire};
+pub use gossamer_core::{desired, keyring, membership, node, sim, tables, wire};
 
 pub mod api;
+pub mod control;
+pub mod join;
 pub mod metrics;
 pub mod runtime;
 pub mod settings;

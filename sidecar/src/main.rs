@@ -8,13 +8,14 @@ mod simcmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use gossamer_sidecar::keyring::Key;
+use gossamer_sidecar::keyring::{Key, KeyError};
 use gossamer_sidecar::membership::{Event, Profile};
-use gossamer_sidecar::settings::{self, FileConfig};
-use gossamer_sidecar::{api, metrics, runtime, stdio};
+use gossamer_sidecar::settings::{self, FileConfig, SettingsError};
+use gossamer_sidecar::{api, control, desired, join, metrics, runtime, stdio};
 use tracing::{error, info};
 
 #[derive(Parser, Debug)]
@@ -123,6 +124,49 @@ struct RunArgs {
     /// metrics.log_interval_secs).
     #[arg(long)]
     stats_interval_secs: Option<u64>,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+/// Under an operator: where its control stream is and who this Pod is. The
+/// Pod's identity comes from the downward API's environment variables.
+#[derive(clap::Args, Debug, Default)]
+struct ControlArgs {
+    /// The operator's control stream, https://HOST:PORT; turns operator
+    /// mode on (keys, networks and peers then come from the operator).
+    #[arg(long, env = "GOSSAMER_CONTROL_ENDPOINT")]
+    control_endpoint: Option<String>,
+    /// PEM CA bundle of the operator (the ConfigMap gossamer-ca-bundle).
+    #[arg(long, env = "GOSSAMER_CONTROL_CA")]
+    control_ca: Option<PathBuf>,
+    /// Projected ServiceAccount token, audience gossamer; re-read at every
+    /// connect.
+    #[arg(
+        long,
+        env = "GOSSAMER_CONTROL_TOKEN",
+        default_value = "/var/run/secrets/gossamer/token"
+    )]
+    control_token: PathBuf,
+    /// Allow an http:// endpoint: no TLS, keys in the clear. Development
+    /// only; says so in the log at every start.
+    #[arg(long)]
+    control_insecure: bool,
+    /// Gossip cluster (the Pod's gossamer.dev/cluster label).
+    #[arg(long, env = "GOSSAMER_CLUSTER")]
+    cluster: Option<String>,
+    /// The Pod's name (also the node's memberlist name).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// The Pod's namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pod_namespace: Option<String>,
+    /// The Kubernetes node the Pod runs on.
+    #[arg(long, env = "NODE_NAME", default_value = "")]
+    node_name: String,
+    /// Seconds between full resyncs with the operator (scaled up for
+    /// clusters above 128 members).
+    #[arg(long, default_value_t = 60)]
+    control_resync_secs: u64,
 }
 
 /// A `--key` value. Parsing never fails here (clap would quote the value in
@@ -145,18 +189,128 @@ impl std::fmt::Debug for KeyArg {
 }
 
 impl KeyArg {
-    fn key(&self, index: usize) -> Result<Key, String> {
-        Key::from_hex(&self.0).map_err(|e| format!("--key number {}: {e}", index + 1))
+    /// The key; `index` counts the `--key` flags from 0.
+    fn key(&self, index: usize) -> Result<Key, RunError> {
+        Key::from_hex(&self.0).map_err(|source| RunError::Key {
+            number: index + 1,
+            source,
+        })
     }
 }
 
+/// Why `run` could not start or stopped. The texts name the flag, file or
+/// setting and the offending value (never key bytes).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A `--key` value is no key (the error shows its length only).
+    #[error("--key number {number}: {source}")]
+    Key {
+        /// Which `--key` flag, counted from 1.
+        number: usize,
+        /// What is wrong with it.
+        source: KeyError,
+    },
+    /// The `--config` file cannot be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The `--config` file is not a valid configuration.
+    #[error("{}: {source}", path.display())]
+    ParseConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it.
+        source: SettingsError,
+    },
+    /// The configuration (file and flags together) is not valid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// `api.listen` (or `--api-listen`) is no listen address.
+    #[error("api.listen: {0}")]
+    ApiListen(#[source] api::ListenError),
+    /// The table API cannot be bound.
+    #[error(transparent)]
+    ApiBind(api::ListenError),
+    /// `metrics.listen` (or `--metrics-listen`) is no `IP:PORT`.
+    #[error("metrics.listen {value:?} is not IP:PORT ({source}); example: 127.0.0.1:9946")]
+    MetricsListen {
+        /// The text given.
+        value: String,
+        /// Why it is no address.
+        source: std::net::AddrParseError,
+    },
+    /// The metrics endpoint cannot be bound.
+    #[error(transparent)]
+    MetricsBind(#[from] metrics::BindError),
+    /// The node could not start.
+    #[error(transparent)]
+    Start(#[from] runtime::StartError),
+    /// The start configuration cannot be observed or applied on the node.
+    #[error(transparent)]
+    Apply(#[from] control::apply::ApplyError),
+    /// No plan leads from the node's state to the start configuration.
+    #[error(transparent)]
+    Plan(#[from] desired::PlanError),
+    /// `--control-endpoint` is plain http without `--control-insecure`.
+    #[error(
+        "--control-endpoint {endpoint} is plain http: keys would travel in the clear; use \
+         https:// with --control-ca, or add --control-insecure on a test machine"
+    )]
+    PlainControl {
+        /// The endpoint given.
+        endpoint: String,
+    },
+    /// Operator mode without one of the Pod's identity settings.
+    #[error("operator mode needs {flag} (or {env}): set it from the downward API")]
+    MissingIdentity {
+        /// The flag.
+        flag: &'static str,
+        /// The environment variable that can set it instead.
+        env: &'static str,
+    },
+    /// A `--label` (or `label:`) other than the one operator mode gossips with.
+    #[error(
+        "label {label:?} conflicts with operator mode, which gossips with {operator:?} \
+         (namespace/cluster); drop --label"
+    )]
+    LabelConflict {
+        /// The label given.
+        label: String,
+        /// `<namespace>/<cluster>`.
+        operator: String,
+    },
+    /// SIGTERM cannot be watched.
+    #[error("cannot watch SIGTERM: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// What a subcommand run on the runtime failed with.
+#[derive(Debug, thiserror::Error)]
+enum CmdError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+}
+
 impl RunArgs {
-    fn file_config(&self) -> Result<FileConfig, String> {
+    fn file_config(&self) -> Result<FileConfig, RunError> {
         let mut f = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-                FileConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| RunError::ReadConfig {
+                        path: path.clone(),
+                        source,
+                    })?;
+                FileConfig::parse(&text).map_err(|source| RunError::ParseConfig {
+                    path: path.clone(),
+                    source,
+                })?
             }
             None => FileConfig::embedded(),
         };
@@ -223,9 +377,65 @@ fn init_logging() {
         .init();
 }
 
-async fn run(args: RunArgs) -> Result<(), String> {
-    let file = args.file_config()?;
-    let (mut cfg, bind) = file.to_config().map_err(|e| e.to_string())?;
+/// Operator mode: the settings of the control client, with the file
+/// adjusted so that the node's name is the Pod's and its label keeps the
+/// cluster apart (`<namespace>/<cluster>`). `None` in standalone mode.
+fn control_settings(
+    args: &RunArgs,
+    file: &mut FileConfig,
+) -> Result<Option<control::ControlSettings>, RunError> {
+    let c = &args.control;
+    let Some(endpoint) = c.control_endpoint.clone() else {
+        return Ok(None);
+    };
+    if endpoint.starts_with("http://") && !c.control_insecure {
+        return Err(RunError::PlainControl { endpoint });
+    }
+    let need = |v: &Option<String>, flag: &'static str, env: &'static str| {
+        v.clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(RunError::MissingIdentity { flag, env })
+    };
+    let identity = control::Identity {
+        cluster: need(&c.cluster, "--cluster", "GOSSAMER_CLUSTER")?,
+        namespace: need(&c.pod_namespace, "--pod-namespace", "POD_NAMESPACE")?,
+        pod_name: need(&c.pod_name, "--pod-name", "POD_NAME")?,
+        node_name: c.node_name.clone(),
+        advertise: String::new(),
+    };
+    let label = identity.label();
+    match &file.label {
+        Some(l) if *l != label => {
+            return Err(RunError::LabelConflict {
+                label: l.clone(),
+                operator: label,
+            })
+        }
+        _ => file.label = Some(label),
+    }
+    if file.node.name.is_none() {
+        file.node.name = Some(identity.pod_name.clone());
+    }
+    Ok(Some(control::ControlSettings {
+        endpoint,
+        ca_file: c.control_ca.clone(),
+        token_file: c.control_token.clone(),
+        identity,
+        build_version: env!("CARGO_PKG_VERSION").to_string(),
+        resync: Duration::from_secs(c.control_resync_secs.max(1)),
+        backoff: join::Backoff {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(15),
+            jitter: 0.2,
+        },
+        static_peers: file.peers.clone(),
+    }))
+}
+
+async fn run(args: RunArgs) -> Result<(), RunError> {
+    let mut file = args.file_config()?;
+    let control = control_settings(&args, &mut file)?;
+    let (mut cfg, bind) = file.to_config()?;
     if file.node.advertise.is_none() {
         cfg.advertise = bind;
     }
@@ -256,50 +466,84 @@ async fn run(args: RunArgs) -> Result<(), String> {
             "gossip encryption on"
         );
     }
-    let mut seeds = Vec::new();
-    for p in &file.peers {
-        seeds.push(settings::resolve(p).map_err(|e| format!("peer {p:?}: {e}"))?);
-    }
-    let networks = file.start_networks().map_err(|e| e.to_string())?;
-    let api_listen: Option<api::Listen> =
-        file.api
-            .as_ref()
-            .map(|a| a.listen.parse())
-            .transpose()
-            .map_err(|e: api::ListenError| format!("api.listen: {e}"))?;
+    let networks = file.start_networks()?;
+    let api_listen: Option<api::Listen> = file
+        .api
+        .as_ref()
+        .map(|a| a.listen.parse())
+        .transpose()
+        .map_err(RunError::ApiListen)?;
     // Bind the API before the node starts, so that a taken port is an
     // error at start.
     let api_listener = match &api_listen {
-        Some(l) => Some(api::Listener::bind(l).await.map_err(|e| e.to_string())?),
+        Some(l) => Some(api::Listener::bind(l).await.map_err(RunError::ApiBind)?),
         None => None,
     };
     let metrics_listener = match &file.metrics.listen {
         Some(a) => {
-            let addr: std::net::SocketAddr = a.parse().map_err(|e| {
-                format!("metrics.listen {a:?} is not IP:PORT ({e}); example: 127.0.0.1:9946")
-            })?;
-            Some(metrics::bind(addr).await.map_err(|e| e.to_string())?)
+            let addr: std::net::SocketAddr =
+                a.parse().map_err(|source| RunError::MetricsListen {
+                    value: a.clone(),
+                    source,
+                })?;
+            Some(metrics::bind(addr).await?)
         }
         None => None,
     };
     let seed = args.rng_seed.unwrap_or_else(rand::random);
-    let (node, mut events) = runtime::start(cfg, bind, seed)
-        .await
-        .map_err(|e| e.to_string())?;
+    let start_keys = cfg.keys.clone();
+    let (node, mut events) = runtime::start(cfg, bind, seed).await?;
     for n in &file.networks {
         info!(network = %n.name, tables = ?n.tables, "joining network");
     }
-    for nid in networks {
-        node.call(move |n, now| n.with_tables(now, |t, now| t.join_network(&nid, now)))
-            .await
-            .ok_or("the node stopped while starting")?
-            .map_err(|e| e.to_string())?;
-    }
-    if !seeds.is_empty() {
-        node.join(seeds);
-    }
+    // The file's configuration goes through the same plan as the
+    // operator's snapshots: keys, then networks, then peers.
+    let (peers_tx, peers_rx) = tokio::sync::watch::channel(Vec::new());
+    let want = desired::Desired {
+        primary: start_keys.first().map(Key::fingerprint),
+        keys: start_keys,
+        networks: networks.into_iter().collect(),
+        peers: file.peers.clone(),
+        departed: Default::default(),
+    };
+    let seen = control::apply::observe(&node, &peers_tx).await?;
+    let steps = desired::plan(&seen, &want)?;
+    control::apply::execute(&node, &peers_tx, steps).await?;
+    // Peers are resolved at every try, never here: a seed that does not
+    // answer or resolve yet is retried, not fatal.
+    let join_status = Arc::new(join::JoinStatus::default());
+    tokio::spawn(join::run(
+        node.clone(),
+        peers_rx,
+        join::SystemResolver,
+        join::Backoff::default(),
+        join_status.clone(),
+    ));
+    // The join loop ends when the peers' sender is dropped: it lives in the
+    // control client, or here until the node stops.
+    let mut _standalone_peers = None;
+    let control_status = match control {
+        Some(mut settings) => {
+            settings.identity.advertise = node.addr().to_string();
+            let status = Arc::new(control::ControlStatus::default());
+            tokio::spawn(control::run(
+                node.clone(),
+                settings,
+                peers_tx,
+                status.clone(),
+            ));
+            Some(status)
+        }
+        None => {
+            _standalone_peers = Some(peers_tx);
+            None
+        }
+    };
     if let Some(l) = metrics_listener {
-        tokio::spawn(metrics::serve(l, metrics::Metrics::new(node.clone())));
+        tokio::spawn(metrics::serve(
+            l,
+            metrics::Metrics::new(node.clone(), join_status.clone(), control_status),
+        ));
     }
     if file.metrics.log_interval_secs > 0 {
         tokio::spawn(metrics::log_periodically(
@@ -330,7 +574,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         return Ok(());
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        .map_err(RunError::Signal)?;
     loop {
         tokio::select! {
             Some(e) = events.recv() => log_event(&e),
@@ -386,10 +630,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async {
+    let result: Result<(), CmdError> = rt.block_on(async {
         match cmd {
-            Cmd::Run(args) => run(*args).await,
-            Cmd::Demo { nodes } => demo::run(nodes).await,
+            Cmd::Run(args) => Ok(run(*args).await?),
+            Cmd::Demo { nodes } => Ok(demo::run(nodes).await?),
             Cmd::Sim(_) => Ok(()), // handled above
         }
     });

@@ -21,6 +21,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
+use crate::control::ControlStatus;
+use crate::join::JoinStatus;
 use crate::membership::NodeStatus;
 use crate::runtime::{NodeHandle, TrafficSnapshot};
 
@@ -41,6 +43,12 @@ pub struct Snapshot {
     pub malformed: u64,
     /// Packets that no key could decrypt.
     pub decrypt_failures: u64,
+    /// Probes that got no ack, direct or indirect.
+    pub failed_probes: u64,
+    /// Members this node began to suspect.
+    pub suspicions: u64,
+    /// Times this node refuted a suspicion of itself.
+    pub refutations: u64,
     /// Keys installed (never the keys).
     pub keys: i64,
     /// Per joined network: visible entries, tombstones, hidden entries,
@@ -92,6 +100,9 @@ pub async fn snapshot(node: &NodeHandle) -> Option<Snapshot> {
                 packets_received: st.packets_received,
                 malformed: st.malformed + t.malformed,
                 decrypt_failures: st.decrypt_failures,
+                failed_probes: st.failed_probes,
+                suspicions: st.suspicions,
+                refutations: st.refutations,
                 keys: m.keyring_fingerprints().len() as i64,
                 networks: t
                     .networks
@@ -144,12 +155,27 @@ struct Exporter {
     packets_received: Counter,
     malformed: Counter,
     decrypt_failures: Counter,
+    failed_probes: Counter,
+    suspicions: Counter,
+    refutations: Counter,
     entries: Family<NetworkLabel, Gauge>,
     tombstones: Family<NetworkLabel, Gauge>,
     hidden: Family<NetworkLabel, Gauge>,
     table_queue: Family<NetworkLabel, Gauge>,
     table_sent: Family<NetworkLabel, Counter>,
     bytes: Family<WireLabel, Counter>,
+    joined: Gauge,
+    join_attempts: Counter,
+    join_failures: Counter,
+    join_unresolved: Counter,
+    control_connected: Gauge,
+    control_version: Gauge,
+    control_acks: Counter,
+    control_nacks: Counter,
+    control_connects: Counter,
+    control_failures: Counter,
+    streams_refused: Counter,
+    late_wakes: Counter,
 }
 
 /// Moves `c` forward to `total` (a counter never goes back).
@@ -172,12 +198,27 @@ impl Exporter {
             packets_received: Counter::default(),
             malformed: Counter::default(),
             decrypt_failures: Counter::default(),
+            failed_probes: Counter::default(),
+            suspicions: Counter::default(),
+            refutations: Counter::default(),
             entries: Family::default(),
             tombstones: Family::default(),
             hidden: Family::default(),
             table_queue: Family::default(),
             table_sent: Family::default(),
             bytes: Family::default(),
+            joined: Gauge::default(),
+            join_attempts: Counter::default(),
+            join_failures: Counter::default(),
+            join_unresolved: Counter::default(),
+            control_connected: Gauge::default(),
+            control_version: Gauge::default(),
+            control_acks: Counter::default(),
+            control_nacks: Counter::default(),
+            control_connects: Counter::default(),
+            control_failures: Counter::default(),
+            streams_refused: Counter::default(),
+            late_wakes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("members", "Members known, by state", e.members.clone());
@@ -209,6 +250,21 @@ impl Exporter {
             e.decrypt_failures.clone(),
         );
         registry.register(
+            "failed_probes",
+            "Probes that got no ack, direct or indirect",
+            e.failed_probes.clone(),
+        );
+        registry.register(
+            "suspicions",
+            "Members this node began to suspect",
+            e.suspicions.clone(),
+        );
+        registry.register(
+            "refutations",
+            "Times this node refuted a suspicion of itself",
+            e.refutations.clone(),
+        );
+        registry.register(
             "table_entries",
             "Visible table entries per network",
             e.entries.clone(),
@@ -234,6 +290,66 @@ impl Exporter {
             e.table_sent.clone(),
         );
         registry.register("wire_bytes", "Bytes on the wire", e.bytes.clone());
+        registry.register(
+            "joined",
+            "1 while another live member is seen (or there is no peer to join), else 0",
+            e.joined.clone(),
+        );
+        registry.register(
+            "join_attempts",
+            "Tries to join through the bootstrap peers",
+            e.join_attempts.clone(),
+        );
+        registry.register(
+            "join_failures",
+            "Join tries after which the node was still alone",
+            e.join_failures.clone(),
+        );
+        registry.register(
+            "join_unresolved_peers",
+            "Bootstrap peer names that did not resolve, summed over tries",
+            e.join_unresolved.clone(),
+        );
+        registry.register(
+            "control_connected",
+            "1 while the control stream to the operator is open, else 0",
+            e.control_connected.clone(),
+        );
+        registry.register(
+            "control_applied_version",
+            "Version of the operator's snapshot this node runs (0: none yet)",
+            e.control_version.clone(),
+        );
+        registry.register(
+            "control_acks",
+            "Snapshots applied and acknowledged",
+            e.control_acks.clone(),
+        );
+        registry.register(
+            "control_nacks",
+            "Snapshots refused (the last good one kept running)",
+            e.control_nacks.clone(),
+        );
+        registry.register(
+            "control_connects",
+            "Control streams opened (first connect and reconnects)",
+            e.control_connects.clone(),
+        );
+        registry.register(
+            "control_failures",
+            "Control connects and streams that failed",
+            e.control_failures.clone(),
+        );
+        registry.register(
+            "streams_refused",
+            "Inbound streams closed unread because too many were open",
+            e.streams_refused.clone(),
+        );
+        registry.register(
+            "late_wakes",
+            "Protocol loop timer wakes more than twice as late as asked (likely overloaded)",
+            e.late_wakes.clone(),
+        );
         Exporter { registry, ..e }
     }
 
@@ -252,6 +368,9 @@ impl Exporter {
         advance(&self.packets_received, s.packets_received);
         advance(&self.malformed, s.malformed);
         advance(&self.decrypt_failures, s.decrypt_failures);
+        advance(&self.failed_probes, s.failed_probes);
+        advance(&self.suspicions, s.suspicions);
+        advance(&self.refutations, s.refutations);
         for (network, f) in &s.networks {
             let l = NetworkLabel {
                 network: network.clone(),
@@ -275,7 +394,28 @@ impl Exporter {
                 };
                 advance(&self.bytes.get_or_create(&l), v);
             }
+            advance(&self.streams_refused, t.streams_refused);
+            advance(&self.late_wakes, t.late_wakes);
         }
+    }
+
+    fn update_join(&self, j: &JoinStatus) {
+        self.joined.set(i64::from(j.joined()));
+        advance(&self.join_attempts, j.attempts());
+        advance(&self.join_failures, j.failures());
+        advance(&self.join_unresolved, j.unresolved());
+    }
+
+    fn update_control(&self, c: &ControlStatus) {
+        self.control_connected.set(i64::from(c.connected()));
+        self.control_version.set(
+            c.applied_version()
+                .map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        );
+        advance(&self.control_acks, c.acks());
+        advance(&self.control_nacks, c.nacks());
+        advance(&self.control_connects, c.connects());
+        advance(&self.control_failures, c.failures());
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -285,19 +425,53 @@ impl Exporter {
     }
 }
 
-/// Renders the node's metrics in the OpenMetrics text format.
+/// Renders the node's metrics in the OpenMetrics text format, and answers
+/// the liveness and readiness probes.
 pub struct Metrics {
     node: NodeHandle,
+    join: Arc<JoinStatus>,
+    control: Option<Arc<ControlStatus>>,
     exporter: Mutex<Exporter>,
 }
 
 impl Metrics {
-    /// Metrics of `node`.
-    pub fn new(node: NodeHandle) -> Arc<Self> {
+    /// Metrics of `node`, whose join loop reports to `join` and, under an
+    /// operator, whose control client reports to `control`.
+    pub fn new(
+        node: NodeHandle,
+        join: Arc<JoinStatus>,
+        control: Option<Arc<ControlStatus>>,
+    ) -> Arc<Self> {
         Arc::new(Metrics {
             node,
+            join,
+            control,
             exporter: Mutex::new(Exporter::new()),
         })
+    }
+
+    /// Why the node is not ready, or `None` when it is: it runs, has
+    /// applied the operator's first snapshot (under an operator), and has
+    /// joined (or has nobody to join).
+    pub async fn not_ready(&self) -> Option<String> {
+        if self.node.call(|_, _| ()).await.is_none() {
+            return Some("the node has stopped".into());
+        }
+        if let Some(c) = &self.control {
+            if c.applied_version().is_none() {
+                return Some(match c.last_error() {
+                    Some(e) => format!("no snapshot from the operator applied yet: {e}"),
+                    None => "no snapshot from the operator applied yet".into(),
+                });
+            }
+        }
+        if !self.join.joined() {
+            return Some(match self.join.last_error() {
+                Some(e) => format!("not joined yet: {e}"),
+                None => "not joined yet".into(),
+            });
+        }
+        None
     }
 
     /// The current metrics text; `None` once the node stopped.
@@ -308,6 +482,10 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         e.update(&s);
+        e.update_join(&self.join);
+        if let Some(c) = &self.control {
+            e.update_control(c);
+        }
         e.encode().ok()
     }
 }
@@ -322,14 +500,33 @@ async fn respond(
             .header("content-type", "text/plain; charset=utf-8")
             .body(Full::new(Bytes::from(text.to_string())))
     };
-    if req.uri().path() != "/metrics" {
+    if req.method() != Method::GET {
         return plain(
-            StatusCode::NOT_FOUND,
-            "not found: metrics are at /metrics\n",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use GET /metrics, /healthz or /readyz\n",
         );
     }
-    if req.method() != Method::GET {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics\n");
+    match req.uri().path() {
+        "/metrics" => {}
+        // Live while the node's task runs.
+        "/healthz" => {
+            return match metrics.node.call(|_, _| ()).await {
+                Some(()) => plain(StatusCode::OK, "ok\n"),
+                None => plain(StatusCode::SERVICE_UNAVAILABLE, "the node has stopped\n"),
+            }
+        }
+        "/readyz" => {
+            return match metrics.not_ready().await {
+                None => plain(StatusCode::OK, "ready\n"),
+                Some(why) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
+            }
+        }
+        _ => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "not found: see /metrics, /healthz and /readyz\n",
+            )
+        }
     }
     match metrics.render().await {
         Some(text) => Response::builder()
@@ -342,7 +539,7 @@ async fn respond(
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
+/// Serves `GET /metrics`, `/healthz` and `/readyz` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let (stream, from) = match listener.accept().await {

@@ -5,10 +5,12 @@ mod plot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, TryFromFloatSecsError};
 
 use gossamer_sidecar::membership::Profile;
-use gossamer_sidecar::sim::{self, LinkModel, Scenario, ScenarioConfig, SimConfig};
+use gossamer_sidecar::sim::{self, LinkModel, Scenario, ScenarioConfig, SimConfig, SimError};
+
+pub use plot::PlotError;
 
 /// Arguments of `sim`.
 #[derive(clap::Args, Debug)]
@@ -61,8 +63,77 @@ pub struct SimArgs {
     max_memory_mb: u64,
 }
 
-fn secs(s: f64, what: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s).map_err(|e| format!("--{what} {s}: {e}"))
+/// Why `sim` stopped without a result. The texts name the flag or file
+/// and what to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimCmdError {
+    /// `--loss` outside `0.0..1.0`.
+    #[error("--loss {0}: use a rate from 0.0 up to (not including) 1.0")]
+    Loss(f64),
+    /// A time flag that is negative, not a number or too large.
+    #[error("--{flag} {value}: {source}")]
+    Time {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// The value given, in the flag's unit.
+        value: f64,
+        /// Why it is no duration.
+        source: TryFromFloatSecsError,
+    },
+    /// The simulation could not be built or was stopped.
+    #[error(transparent)]
+    Simulation(#[from] SimError),
+    /// The `--out` directory cannot be created.
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An output file cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The SVG plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+}
+
+/// The process went over `--max-memory-mb` during a run.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stopped at {:.0} s of virtual time: {rss_mib} MiB resident, over --max-memory-mb \
+     {limit_mib}{}; run fewer --nodes, or raise --max-memory-mb",
+    .at.as_secs_f64(),
+    if *.partition { PARTITION_HINT } else { "" }
+)]
+pub struct MemoryExceeded {
+    /// Virtual time reached.
+    at: Duration,
+    /// Resident memory, MiB.
+    rss_mib: u64,
+    /// `--max-memory-mb`.
+    limit_mib: u64,
+    /// Whether the scenario is a partition (memory grows faster there).
+    partition: bool,
+}
+
+const PARTITION_HINT: &str = " (after a partition every node holds its own view of the other \
+                              side: memory grows with the square of --nodes)";
+
+/// `value` of time flag `--flag`, counted in `per_second` units a second.
+fn secs(flag: &'static str, value: f64, per_second: f64) -> Result<Duration, SimCmdError> {
+    Duration::try_from_secs_f64(value / per_second).map_err(|source| SimCmdError::Time {
+        flag,
+        value,
+        source,
+    })
 }
 
 /// A field of /proc/self/status (Linux), as written there.
@@ -90,7 +161,7 @@ fn rss_kib() -> Option<u64> {
 
 /// The memory budget of a run: an error naming the figures once the
 /// process holds more than `limit_mb` MiB.
-fn memory_guard(a: &SimArgs) -> impl FnMut(Duration) -> Result<(), String> + '_ {
+fn memory_guard(a: &SimArgs) -> impl FnMut(Duration) -> Result<(), MemoryExceeded> + '_ {
     move |t| {
         let Some(kib) = rss_kib().filter(|_| a.max_memory_mb > 0) else {
             return Ok(());
@@ -98,53 +169,45 @@ fn memory_guard(a: &SimArgs) -> impl FnMut(Duration) -> Result<(), String> + '_ 
         if kib / 1024 <= a.max_memory_mb {
             return Ok(());
         }
-        let hint = if a.scenario == Scenario::Partition {
-            " (after a partition every node holds its own view of the other \
-             side: memory grows with the square of --nodes)"
-        } else {
-            ""
-        };
-        Err(format!(
-            "stopped at {:.0} s of virtual time: {} MiB resident, over --max-memory-mb {}{hint}; \
-             run fewer --nodes, or raise --max-memory-mb",
-            t.as_secs_f64(),
-            kib / 1024,
-            a.max_memory_mb
-        ))
+        Err(MemoryExceeded {
+            at: t,
+            rss_mib: kib / 1024,
+            limit_mib: a.max_memory_mb,
+            partition: a.scenario == Scenario::Partition,
+        })
     }
 }
 
-fn run(a: &SimArgs) -> Result<(), String> {
+fn run(a: &SimArgs) -> Result<(), SimCmdError> {
     if !(0.0..1.0).contains(&a.loss) {
-        return Err(format!(
-            "--loss {}: use a rate from 0.0 up to (not including) 1.0",
-            a.loss
-        ));
+        return Err(SimCmdError::Loss(a.loss));
     }
     let sim_cfg = SimConfig {
         nodes: a.nodes,
         seed: a.seed,
         profile: a.profile,
         link: LinkModel {
-            latency: secs(a.latency_ms / 1000.0, "latency-ms")?,
-            jitter: secs(a.jitter_ms / 1000.0, "jitter-ms")?,
+            latency: secs("latency-ms", a.latency_ms, 1000.0)?,
+            jitter: secs("jitter-ms", a.jitter_ms, 1000.0)?,
             loss: a.loss,
         },
         keys: Vec::new(),
         converged: !a.join,
         reconnect: a
             .reconnect_secs
-            .map(|s| secs(s, "reconnect-secs"))
+            .map(|s| secs("reconnect-secs", s, 1.0))
             .transpose()?,
         standby: 0,
     };
-    let mut cfg = ScenarioConfig::new(sim_cfg, a.scenario, secs(a.duration, "duration")?);
-    cfg.fact_at = secs(a.fact_at, "fact-at")?;
-    cfg.partition_for = secs(a.partition_secs, "partition-secs")?;
+    let mut cfg = ScenarioConfig::new(sim_cfg, a.scenario, secs("duration", a.duration, 1.0)?);
+    cfg.fact_at = secs("fact-at", a.fact_at, 1.0)?;
+    cfg.partition_for = secs("partition-secs", a.partition_secs, 1.0)?;
     let started = Instant::now();
+    // The core's guard hands its reason back as text (SimError::Stopped),
+    // which the core shows as is.
+    let mut guard = memory_guard(a);
     // Virtual time starts now; the simulation never reads the clock again.
-    let report =
-        sim::run_scenario_guarded(&cfg, started, memory_guard(a)).map_err(|e| e.to_string())?;
+    let report = sim::run_scenario_guarded(&cfg, started, |t| guard(t).map_err(|e| e.to_string()))?;
     let wall = started.elapsed();
     println!("{report}");
     println!(
@@ -153,17 +216,22 @@ fn run(a: &SimArgs) -> Result<(), String> {
         peak_rss().unwrap_or_else(|| "unknown".into())
     );
     if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| SimCmdError::CreateDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let write = |path: &PathBuf, text: &str| {
+            std::fs::write(path, text).map_err(|source| SimCmdError::Write {
+                path: path.clone(),
+                source,
+            })
+        };
         let csv = dir.join("curve.csv");
-        std::fs::write(&csv, plot::csv(&report))
-            .map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
+        write(&csv, &plot::csv(&report))?;
         let svg = dir.join("curve.svg");
-        std::fs::write(&svg, plot::svg(&report)?)
-            .map_err(|e| format!("cannot write {}: {e}", svg.display()))?;
+        write(&svg, &plot::svg(&report)?)?;
         let txt = dir.join("report.txt");
-        std::fs::write(&txt, format!("{report}\n"))
-            .map_err(|e| format!("cannot write {}: {e}", txt.display()))?;
+        write(&txt, &format!("{report}\n"))?;
         println!(
             "wrote {}, {} and {}",
             csv.display(),
@@ -182,5 +250,37 @@ pub fn main(a: &SimArgs) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_time_flag_is_named_with_the_value_as_given() {
+        let e = secs("latency-ms", -5.0, 1000.0).unwrap_err();
+        assert!(matches!(e, SimCmdError::Time { flag: "latency-ms", value, .. } if value == -5.0));
+        assert!(e.to_string().starts_with("--latency-ms -5: "), "{e}");
+        assert_eq!(
+            secs("latency-ms", 1.5, 1000.0).unwrap(),
+            Duration::from_micros(1500)
+        );
+    }
+
+    #[test]
+    fn the_memory_limit_names_the_figures_and_the_partition_hint() {
+        let e = MemoryExceeded {
+            at: Duration::from_secs(12),
+            rss_mib: 130,
+            limit_mib: 128,
+            partition: true,
+        };
+        assert_eq!(
+            e.to_string(),
+            "stopped at 12 s of virtual time: 130 MiB resident, over --max-memory-mb 128 \
+             (after a partition every node holds its own view of the other side: memory grows \
+             with the square of --nodes); run fewer --nodes, or raise --max-memory-mb"
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use gossamer_tests::{workspace_root, Cluster, Flags, Kind, MemberState, Peer};
+use gossamer_tests::{wait_until, workspace_root, Cluster, Flags, Kind, MemberState, Peer};
 
 const T: Duration = Duration::from_secs(20);
 const GO3: [Kind; 3] = [Kind::Go, Kind::Go, Kind::Go];
@@ -26,15 +26,18 @@ fn three_go_peers_join_and_see_each_other_alive() {
             assert_eq!(m.addr, c.peer(&m.node).addr());
         }
         // Joining is a TCP push/pull; probes and gossip follow over UDP.
-        let mut stats = peer.stats().unwrap();
-        for _ in 0..50 {
-            if stats.udp_sent > 0 && stats.udp_recv > 0 {
-                break;
-            }
-            thread::sleep(Duration::from_millis(100));
-            stats = peer.stats().unwrap();
-        }
-        assert!(stats.udp_sent > 0 && stats.udp_recv > 0, "{stats:?}");
+        let stats = wait_until(
+            T,
+            &format!("{}: UDP sent and received", peer.name()),
+            || {
+                let s = peer.stats().unwrap();
+                if s.udp_sent > 0 && s.udp_recv > 0 {
+                    Ok(s)
+                } else {
+                    Err(s)
+                }
+            },
+        );
         assert!(stats.tcp_sent > 0 && stats.tcp_recv > 0, "{stats:?}");
         assert!(peer.cpu_time().is_ok());
         assert!(peer.rss_bytes().unwrap() > 1 << 20);
@@ -176,6 +179,8 @@ fn different_labels_never_join() {
     let n2 = Peer::spawn(Kind::Go, "n2", Flags::fast()).unwrap();
     let err = n2.join(&[n0.addr()]).unwrap_err();
     assert!(format!("{err}").contains(n0.addr()), "{err}");
+    // An observation window: for a second, with gossip every 50 ms, nobody
+    // learns of anybody.
     thread::sleep(Duration::from_secs(1));
     for peer in [&n0, &n1, &n2] {
         let members = peer.members().unwrap();

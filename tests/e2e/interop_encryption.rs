@@ -7,7 +7,7 @@
 use std::thread;
 use std::time::Duration;
 
-use gossamer_tests::{fingerprint, Cluster, Flags, Kind, MemberState, Peer};
+use gossamer_tests::{fingerprint, wait_until, Cluster, Flags, Kind, MemberState, Peer};
 
 const T: Duration = Duration::from_secs(30);
 const K1: &str = "5f3a1c9e7b2d4068a1b2c3d4e5f60718293a4b5c6d7e8f901122334455667788";
@@ -83,7 +83,17 @@ fn keyrings_with_different_primaries_interoperate() {
     })
     .unwrap();
     c.wait_all_see(4, T).unwrap();
+    // An observation window: for two seconds probes flow both ways between
+    // peers with different primaries, and none fails to decrypt.
+    let before = c.stats().unwrap();
     thread::sleep(Duration::from_secs(2));
+    for (p, (b, a)) in c.peers.iter().zip(before.iter().zip(c.stats().unwrap())) {
+        assert!(
+            a.udp_sent > b.udp_sent && a.udp_recv > b.udp_recv,
+            "{}: no UDP traffic in the window: {b:?} then {a:?}",
+            p.name()
+        );
+    }
     c.wait_all_see(4, T).unwrap();
     for p in &c.peers {
         assert_eq!(
@@ -123,6 +133,8 @@ fn a_wrong_key_never_joins_and_both_sides_say_why() {
             Kind::GoNetworkDb => unreachable!("not used here"),
         };
         assert!(said, "{}", seed.report("no decrypt failure in the log"));
+        // An observation window: for two seconds the joiner does not get
+        // in by gossip either.
         thread::sleep(Duration::from_secs(2));
         for p in [&seed, &joiner] {
             let alive: Vec<String> = p
@@ -160,8 +172,25 @@ fn a_running_mixed_cluster_moves_from_plain_to_encrypted_in_steps() {
     use Kind::{Go, Rust};
     let c = Cluster::start(&[Go, Rust, Go, Rust], Flags::fast()).unwrap();
     c.wait_all_see(4, T).unwrap();
-    let settle = || {
-        thread::sleep(Duration::from_secs(3));
+    // After a step: probes and acks (about ten per peer) flow under the
+    // new setting, and everyone is still seen alive.
+    let settle = |step: &str| {
+        let before = c.stats().unwrap();
+        wait_until(
+            T,
+            &format!("1 KiB of UDP each way on every peer after {step}"),
+            || {
+                let now = c.stats().unwrap();
+                let moved = before.iter().zip(&now).all(|(b, a)| {
+                    a.udp_sent >= b.udp_sent + 1024 && a.udp_recv >= b.udp_recv + 1024
+                });
+                if moved {
+                    Ok(())
+                } else {
+                    Err((before.clone(), now))
+                }
+            },
+        );
         c.wait_all_see(4, T).unwrap();
     };
     // 1. Install the key, still sending and accepting plain gossip.
@@ -169,17 +198,17 @@ fn a_running_mixed_cluster_moves_from_plain_to_encrypted_in_steps() {
         p.set_verify(false, false).unwrap();
         p.add_key(K1).unwrap();
     }
-    settle();
+    settle("installing the key");
     // 2. Encrypt outgoing gossip; plain is still accepted.
     for p in &c.peers {
         p.set_verify(false, true).unwrap();
     }
-    settle();
+    settle("encrypting outgoing gossip");
     // 3. Refuse plain gossip.
     for p in &c.peers {
         p.set_verify(true, true).unwrap();
     }
-    settle();
+    settle("refusing plain gossip");
     for p in &c.peers {
         // Nobody was ever suspected or declared dead on the way.
         let gone: Vec<String> = p

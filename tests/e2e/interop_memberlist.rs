@@ -46,8 +46,23 @@ fn three_go_and_three_rust_all_see_six_alive_and_detect_crashes_both_ways() {
     use Kind::{Go, Rust};
     let mut c = Cluster::start(&[Go, Rust, Go, Rust, Go, Rust], Flags::fast()).unwrap();
     c.wait_all_see(6, T).unwrap();
-    // Stable: no false suspicion over a few probe rounds.
+    // Stable: an observation window of ten probe rounds (300 ms each) in
+    // which probes flow and nobody is declared dead.
+    let before = c.stats().unwrap();
     thread::sleep(Duration::from_secs(3));
+    for (p, (b, a)) in c.peers.iter().zip(before.iter().zip(c.stats().unwrap())) {
+        assert!(
+            a.udp_sent > b.udp_sent && a.udp_recv > b.udp_recv,
+            "{}: no UDP traffic in the window: {b:?} then {a:?}",
+            p.name()
+        );
+        assert_eq!(
+            p.with_view(left_or_dead),
+            0,
+            "{}",
+            p.report("a false death")
+        );
+    }
     c.wait_all_see(6, T).unwrap();
 
     // A Go node crashes: the Rust nodes (and the Go ones) mark it dead.
@@ -195,6 +210,8 @@ fn labelled_clusters_interoperate_and_mismatched_labels_never_join() {
         let n2 = Peer::spawn(b, "n2", Flags::fast()).unwrap();
         let err = n2.join(&[n0.addr()]).unwrap_err();
         assert!(format!("{err}").contains(n0.addr()), "{err}");
+        // An observation window: for a second, with gossip every 50 ms,
+        // nobody learns of anybody.
         thread::sleep(Duration::from_secs(1));
         for p in [&n0, &n1, &n2] {
             assert_eq!(
@@ -205,4 +222,9 @@ fn labelled_clusters_interoperate_and_mismatched_labels_never_join() {
             );
         }
     }
+}
+
+/// How many `leave` events (a node dead or left) a view holds.
+fn left_or_dead(v: &View) -> usize {
+    v.events.iter().filter(|e| e["ev"] == "leave").count()
 }

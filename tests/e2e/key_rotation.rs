@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gossamer_tests::{fingerprint, Cluster, Flags, Kind, Peer};
+use gossamer_tests::{fingerprint, wait_until, Cluster, Flags, Kind, Peer};
 
 const T: Duration = Duration::from_secs(30);
 const OLD: &str = "8d1f0a3b5c7e9f21436587a9cbedf0123456789abcdef0fedcba987654321012";
@@ -24,6 +24,9 @@ const MAX_PER_SENDER: usize = 1000;
 const PACE: Duration = Duration::from_millis(30);
 /// Pause between two peers within one rotation step.
 const STAGGER: Duration = Duration::from_millis(300);
+/// Messages every sender sends between two rollout steps (about a second
+/// at [`PACE`]).
+const PER_STEP: usize = 30;
 
 fn bytes(hex: &str) -> Vec<u8> {
     (0..hex.len())
@@ -164,12 +167,38 @@ fn rotating_keys_under_load_loses_nothing_and_leaks_nothing() {
             });
         }
 
-        // Each step goes peer by peer with a pause, as an operator rolls it
-        // out: for seconds, peers encrypting with the old key and peers
-        // encrypting with the new one exchange messages, which only works if
-        // every installed key is tried to decrypt.
+        // Between steps, every sender sends a batch more messages, so that
+        // each state of the rollout carries traffic.
+        let sent_so_far = || -> Vec<usize> {
+            sent.iter()
+                .map(|s| {
+                    let s = s.lock().unwrap();
+                    s.reliable.len() + s.best_effort.len()
+                })
+                .collect()
+        };
+        let traffic = |when: &str| {
+            let before = sent_so_far();
+            wait_until(
+                T,
+                &format!("every sender to send {PER_STEP} more messages {when}"),
+                || {
+                    let now = sent_so_far();
+                    if before.iter().zip(&now).all(|(b, a)| *a >= b + PER_STEP) {
+                        Ok(())
+                    } else {
+                        Err((before.clone(), now))
+                    }
+                },
+            )
+        };
+        // Each step goes peer by peer with a pause (STAGGER, a deliberate
+        // window), as an operator rolls it out: for seconds, peers
+        // encrypting with the old key and peers encrypting with the new one
+        // exchange messages, which only works if every installed key is
+        // tried to decrypt.
         let step = |what: &str, f: &dyn Fn(&Peer) -> gossamer_tests::Result<()>| {
-            thread::sleep(Duration::from_millis(1000));
+            traffic(&format!("before {what}"));
             for p in &c.peers {
                 f(p).unwrap_or_else(|e| panic!("{what} on {}: {e}", p.name()));
                 thread::sleep(STAGGER);
@@ -191,7 +220,7 @@ fn rotating_keys_under_load_loses_nothing_and_leaks_nothing() {
             assert!(p.remove_key(NEW).is_err(), "{}", p.name());
         }
         step("remove old key", &|p| p.remove_key(OLD));
-        thread::sleep(Duration::from_millis(1500));
+        traffic("after the old key is removed");
         stop.store(true, Ordering::Relaxed);
     });
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use gossamer_tests::{free_ports, Cluster, Flags, Kind};
+use gossamer_tests::{free_ports, wait_until, Cluster, Flags, Kind};
 
 const KEY: &str = "5f2d8e1c9a7b3e4f60718293a4b5c6d7";
 
@@ -78,15 +78,30 @@ fn metrics_endpoint_and_stats_log() {
         "{body}"
     );
     assert!(body.contains("gossamer_decrypt_failures_total"), "{body}");
+    // Two healthy nodes: the failure detector's counters exist and are 0.
+    for c in [
+        "gossamer_failed_probes_total",
+        "gossamer_suspicions_total",
+        "gossamer_refutations_total",
+        "gossamer_late_wakes_total",
+    ] {
+        assert_eq!(sample(&body, c), Some(0.0), "{c}: {body}");
+    }
     let first = first.expect("udp bytes sent");
-    std::thread::sleep(Duration::from_secs(1));
-    let again = http(ports[0], "GET", "/metrics");
-    let later = sample(
-        &again,
-        "gossamer_wire_bytes_total{transport=\"udp\",direction=\"sent\"}",
-    )
-    .expect("udp bytes sent");
-    assert!(later > first, "counters move: {first} then {later}");
+    let again = wait_until(
+        Duration::from_secs(10),
+        &format!("the UDP bytes-sent counter to move past {first}"),
+        || {
+            let again = http(ports[0], "GET", "/metrics");
+            match sample(
+                &again,
+                "gossamer_wire_bytes_total{transport=\"udp\",direction=\"sent\"}",
+            ) {
+                Some(later) if later > first => Ok(again),
+                later => Err(later),
+            }
+        },
+    );
 
     // Key bytes never appear, in any common spelling.
     for text in [&body, &again] {

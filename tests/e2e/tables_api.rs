@@ -345,3 +345,92 @@ async fn every_error_class_has_its_status_and_names_the_bad_value() {
     );
     drop(c);
 }
+
+/// The local API carries the standard health service (Kubernetes gRPC
+/// probes) and server reflection (grpcurl), beside the table service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_answers_health_checks_and_reflection() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let port = free_ports(1)[0];
+    let c = Cluster::start(
+        &[Kind::Rust],
+        Flags::fast().arg("--api-listen", format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "gossamer.tables.v1.Tables"] {
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status(), ServingStatus::Serving, "service {service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::once(req))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = answers.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("not a service list: {first:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in ["gossamer.tables.v1.Tables", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    // Only what this server serves: the control stream is the operator's.
+    assert!(!names.iter().any(|n| n.contains("control")), "{names:?}");
+    // The descriptors are served too: grpcurl can describe the API.
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "gossamer.tables.v1.Tables".into(),
+        )),
+    };
+    let mut answers = ServerReflectionClient::new(
+        Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .server_reflection_info(tokio_stream::once(req))
+    .await
+    .unwrap()
+    .into_inner();
+    let r = answers.next().await.unwrap().unwrap();
+    assert!(
+        matches!(r.message_response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+        "{r:?}"
+    );
+    drop(c);
+}

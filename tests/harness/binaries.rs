@@ -100,6 +100,37 @@ pub fn networkdb_peer_binary() -> PathBuf {
         .clone()
 }
 
+/// The Go golden tool (`tests/interop/golden`: memberlist's msgpack codec
+/// and encryption layouts), built like [`go_peer_binary`] into
+/// `<target>/interop/gossamer-golden`.
+///
+/// # Panics
+/// If `go` is not on `PATH` or the build fails: golden tests must fail
+/// loudly, never skip.
+pub fn golden_tool_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_go("tests/interop/golden", "gossamer-golden"))
+        .clone()
+}
+
+/// The Go NetworkDB golden tool (`tests/interop/networkdb-golden`: the
+/// pinned libnetwork `networkdb` message types), built like
+/// [`go_peer_binary`] into `<target>/interop/gossamer-networkdb-golden`.
+///
+/// # Panics
+/// If `go` is not on `PATH` or the build fails: golden tests must fail
+/// loudly, never skip.
+pub fn networkdb_golden_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        build_go(
+            "tests/interop/networkdb-golden",
+            "gossamer-networkdb-golden",
+        )
+    })
+    .clone()
+}
+
 /// Builds the Go program in `<workspace>/<dir>` into `<target>/interop/<name>`.
 fn build_go(dir: &str, name: &str) -> PathBuf {
     let src = workspace_root().join(dir);

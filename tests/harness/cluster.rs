@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::flags::Flags;
 use crate::peer::{Kind, Peer};
-use crate::view::MemberState;
+use crate::view::{MemberState, Stats};
 
 /// How often [`Cluster::wait_all_mark`] re-asks for `members`.
 const POLL: Duration = Duration::from_millis(250);
@@ -68,6 +68,14 @@ impl Cluster {
     /// Peers not killed, terminated or shut down.
     pub fn running(&self) -> impl Iterator<Item = &Peer> {
         self.peers.iter().filter(|p| !p.is_stopped())
+    }
+
+    /// Every peer's byte counters (`stats`), in [`Cluster::peers`] order.
+    ///
+    /// # Errors
+    /// If a peer does not answer within [`crate::CMD_TIMEOUT`].
+    pub fn stats(&self) -> Result<Vec<Stats>> {
+        self.peers.iter().map(Peer::stats).collect()
     }
 
     /// Running peers that have not left: the ones whose view of the cluster

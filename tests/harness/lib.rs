@@ -36,10 +36,11 @@ pub mod operator;
 mod peer;
 mod ports;
 mod view;
+mod wait;
 
 pub use binaries::{
-    go_peer_binary, networkdb_peer_binary, operator_binary, sidecar_binary, target_dir,
-    test_temp_dir, workspace_root,
+    go_peer_binary, golden_tool_binary, networkdb_golden_binary, networkdb_peer_binary,
+    operator_binary, sidecar_binary, target_dir, test_temp_dir, workspace_root,
 };
 pub use cluster::Cluster;
 pub use error::{Error, Result};
@@ -49,3 +50,4 @@ pub use kube::{ControlPlane, KubeBinaries, KubectlOutput};
 pub use peer::{Kind, Peer, CMD_TIMEOUT, READY_TIMEOUT};
 pub use ports::free_ports;
 pub use view::{CmdError, Conflict, Member, MemberState, RemoteState, Stats, View};
+pub use wait::{wait_until, POLL};

@@ -10,6 +10,8 @@
 //! - [`tables`]: NetworkDB networks and tables (Lamport clocks, tombstones
 //!   and reaping, per-network gossip, bulk sync), with libnetwork's
 //!   `networkdb.proto` messages in [`tables::proto`].
+//! - [`desired`]: the configuration a node should run (from a file or a
+//!   control-plane snapshot) and the ordered, idempotent plan to it.
 //! - [`node`]: membership and tables composed as production runs them.
 //! - [`sim`]: the deterministic simulator, many real nodes in virtual time
 //!   on an in-memory network.
@@ -49,6 +51,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod desired;
 pub mod keyring;
 pub mod membership;
 pub mod node;

@@ -250,6 +250,14 @@ impl Node {
         &self.m
     }
 
+    /// Reaps a member the control plane says departed (its Pod was
+    /// deleted): membership marks it left and the tables drop its entries
+    /// at once. See [`Membership::declare_departed`]; returns whether
+    /// anything changed.
+    pub fn reap_departed(&mut self, name: &str, now: Instant) -> bool {
+        self.with_membership(now, |m, now| m.declare_departed(name, now))
+    }
+
     /// Replaces the push/pull state with fixed bytes (`None`: the tables'
     /// state again). Peers that run tables then learn nothing of this
     /// node's networks by push/pull: for memberlist-level tests only.

@@ -154,6 +154,28 @@ impl Listener {
     }
 }
 
+/// Why the API stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The gRPC server failed on the listener `listen`.
+    #[error("local table API on {listen} failed: {source}")]
+    Transport {
+        /// The listener, as [`Listener::describe`] shows it.
+        listen: String,
+        /// The server's error.
+        source: tonic::transport::Error,
+    },
+    /// The reflection service could not be built from the descriptors.
+    #[error("local table API on {listen}: cannot build the reflection service: {source}")]
+    Reflection {
+        /// The listener.
+        listen: String,
+        /// Why.
+        source: tonic_reflection::server::Error,
+    },
+}
+
 /// Serves the API for `node` on `listener` until `shutdown` resolves.
 ///
 /// # Errors
@@ -162,10 +184,27 @@ pub async fn serve(
     node: NodeHandle,
     listener: Listener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    info!(listen = %listener.describe(), "local table API listening");
-    let svc = TablesServer::new(Service { node });
-    let router = tonic::transport::Server::builder().add_service(svc);
+) -> Result<(), ServeError> {
+    let listen = listener.describe();
+    info!(listen = %listen, "local table API listening");
+    let svc = TablesServer::new(Service { node: node.clone() });
+    // The standard health service (Kubernetes gRPC probes, grpc-health-probe)
+    // and server reflection (grpcurl with no .proto files at hand).
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<TablesServer<Service>>().await;
+    tokio::spawn(track_health(node, health));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gossamer_proto::TABLES_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|source| ServeError::Reflection {
+            listen: listen.clone(),
+            source,
+        })?;
+    let router = tonic::transport::Server::builder()
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(svc);
     let r = match listener {
         Listener::Tcp(l, _) => {
             let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
@@ -180,7 +219,18 @@ pub async fn serve(
                 .await
         }
     };
-    r.map_err(|e| format!("local table API failed: {e}"))
+    r.map_err(|source| ServeError::Transport { listen, source })
+}
+
+/// Turns the health service to NOT_SERVING once the node stops.
+async fn track_health(node: NodeHandle, health: tonic_health::server::HealthReporter) {
+    while node.call(|_, _| ()).await.is_some() {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    health.set_not_serving::<TablesServer<Service>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
 }
 
 /// The tonic service.
@@ -510,43 +560,4 @@ impl TablesApi for Service {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn listen_addresses_are_checked_with_typed_errors() {
-        assert_eq!(
-            "127.0.0.1:7947".parse::<Listen>().unwrap(),
-            Listen::Tcp(([127, 0, 0, 1], 7947).into())
-        );
-        assert_eq!(
-            "unix:/run/g.sock".parse::<Listen>().unwrap(),
-            Listen::Unix("/run/g.sock".into())
-        );
-        assert!(matches!(
-            "unix:".parse::<Listen>(),
-            Err(ListenError::EmptyUnixPath)
-        ));
-        let e = "localhost".parse::<Listen>().unwrap_err();
-        assert!(
-            matches!(&e, ListenError::Address { value, .. } if value == "localhost"),
-            "{e:?}"
-        );
-        assert!(
-            e.to_string().contains("neither IP:PORT nor unix:PATH"),
-            "{e}"
-        );
-        // A taken port names the address.
-        let first = Listener::bind(&"127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let Listener::Tcp(_, taken) = &first else {
-            panic!("a TCP listener")
-        };
-        let e = Listener::bind(&Listen::Tcp(*taken)).await.unwrap_err();
-        assert!(
-            matches!(&e, ListenError::Bind { addr, .. } if addr == taken),
-            "{e:?}"
-        );
-    }
-}
+mod tests;

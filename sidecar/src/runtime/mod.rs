@@ -1,20 +1,28 @@
 //! The tokio shell around the node core ([`Node`]: membership and tables):
-//! one task owns the core and `select!`s over the UDP socket, the next
-//! timer, commands, and results of stream tasks. Each TCP connection gets a
+//! one task owns the core and `select!`s over the socket's datagrams, the
+//! next timer, commands, and results of stream tasks. Each stream gets a
 //! task of its own that only moves bytes; every decision is the core's.
 //! Membership events go to the events channel; table changes go to a
 //! broadcast channel that watchers subscribe to ([`NodeHandle::call`]).
+//!
+//! The socket comes from a [`Transport`]: real UDP and TCP in production
+//! ([`start`]), the in-process [`MemNetwork`] in tests ([`start_on`]). The
+//! clock is tokio's, so paused test time drives the core's timers too.
 
 #![allow(clippy::disallowed_methods)] // the shell is where the clock is read
 
+pub mod late;
 mod stream;
+pub mod transport;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -26,16 +34,18 @@ use crate::membership::{
 use crate::node::{self, Node, Output};
 use crate::tables::WatchEvent;
 use crate::wire::StreamMessage;
+pub use transport::{MemNetwork, NetTransport, Socket, Transport};
 
 /// At most this many inbound streams are served at once (memberlist's
-/// limit on concurrent push/pulls).
-const MAX_INBOUND_STREAMS: usize = 128;
+/// limit on concurrent push/pulls); more are closed unread and counted
+/// ([`TrafficSnapshot::streams_refused`]).
+pub const MAX_INBOUND_STREAMS: usize = 128;
 /// Table changes buffered for watchers; one that falls further behind
 /// loses its place (and is told so). A bulk sync delivers all its changes
 /// in one turn of the node task, so this bounds the largest sync a watcher
 /// rides through. Slots hold an `Arc` (a few dozen bytes each, about 2.5 MiB
 /// in all), and the buffer exists only once someone watches.
-const WATCH_BUFFER: usize = 1 << 16;
+pub const WATCH_BUFFER: usize = 1 << 16;
 
 /// The watch channel, created by the first watcher.
 type WatchChannel = Arc<OnceLock<tokio::sync::broadcast::Sender<Arc<WatchEvent>>>>;
@@ -43,10 +53,7 @@ type WatchChannel = Arc<OnceLock<tokio::sync::broadcast::Sender<Arc<WatchEvent>>
 /// A call run on the node's task, with the node and the current time.
 type Call = Box<dyn FnOnce(&mut Node, std::time::Instant) + Send>;
 
-/// A [`Call`] in a command.
-struct Call2(Call);
-
-/// Bytes on the wire, counted by the shell.
+/// What the shell counts: bytes on the wire, and inbound streams refused.
 #[derive(Debug, Default)]
 pub struct Traffic {
     /// UDP bytes sent.
@@ -57,6 +64,11 @@ pub struct Traffic {
     pub tcp_sent: AtomicU64,
     /// TCP bytes received.
     pub tcp_recv: AtomicU64,
+    /// Inbound streams closed unread: [`MAX_INBOUND_STREAMS`] were open.
+    pub streams_refused: AtomicU64,
+    /// Timer wakes of the protocol loop more than twice as late as asked
+    /// (see [`late`]): the process is likely overloaded.
+    pub late_wakes: AtomicU64,
 }
 
 /// A snapshot of [`Traffic`].
@@ -70,6 +82,10 @@ pub struct TrafficSnapshot {
     pub tcp_sent: u64,
     /// TCP bytes received.
     pub tcp_recv: u64,
+    /// Inbound streams closed unread: [`MAX_INBOUND_STREAMS`] were open.
+    pub streams_refused: u64,
+    /// Late timer wakes of the protocol loop.
+    pub late_wakes: u64,
 }
 
 impl Traffic {
@@ -80,34 +96,27 @@ impl Traffic {
             udp_recv: self.udp_recv.load(Ordering::Relaxed),
             tcp_sent: self.tcp_sent.load(Ordering::Relaxed),
             tcp_recv: self.tcp_recv.load(Ordering::Relaxed),
+            streams_refused: self.streams_refused.load(Ordering::Relaxed),
+            late_wakes: self.late_wakes.load(Ordering::Relaxed),
         }
     }
 }
 
-/// A command to a running node.
-#[derive(Debug)]
+/// A command to a running node: what [`NodeHandle::call`]'s closures
+/// cannot do, because it ends the node task's loop.
 enum Command {
-    Join(Vec<SocketAddr>),
-    Members(oneshot::Sender<Vec<Member>>),
-    SendBestEffort(String, Vec<u8>, oneshot::Sender<Result<(), CommandError>>),
-    SendReliable(String, Vec<u8>, oneshot::Sender<Result<(), CommandError>>),
-    Broadcast(Vec<u8>),
-    SetState(Vec<u8>),
-    SetMeta(Vec<u8>, oneshot::Sender<Result<(), CommandError>>),
-    Leave(Duration),
-    Stats(oneshot::Sender<Stats>),
-    AddKey(Key, oneshot::Sender<bool>),
-    UseKey(Key, oneshot::Sender<Result<(), KeyringError>>),
-    RemoveKey(Key, oneshot::Sender<Result<bool, KeyringError>>),
-    Keys(oneshot::Sender<Vec<Fingerprint>>),
-    SetVerify { incoming: bool, outgoing: bool },
-    Call(Call2),
+    /// Run a closure on the core.
+    Call(Call),
+    /// Stop the core and end the task.
     Shutdown,
 }
 
-impl std::fmt::Debug for Call2 {
+impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Call")
+        f.write_str(match self {
+            Command::Call(_) => "Call",
+            Command::Shutdown => "Shutdown",
+        })
     }
 }
 
@@ -127,7 +136,7 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] gossamer_core::node::NodeError),
-    /// The advertise address is 0.0.0.0 or [::]: peers cannot reach it.
+    /// The advertise address is `0.0.0.0` or `[::]`: peers cannot reach it.
     #[error(
         "advertise address {0} is unspecified: set node.advertise to an address peers can reach"
     )]
@@ -166,15 +175,22 @@ impl NodeHandle {
         f: impl FnOnce(&mut Node, std::time::Instant) -> R + Send + 'static,
     ) -> Option<R> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Call(Call2(Box::new(move |n, now| {
+        self.run(move |n, now| {
             let _ = tx.send(f(n, now));
-        }))));
+        });
         rx.await.ok()
+    }
+
+    /// Runs `f` on the node's task without waiting for it.
+    fn run(&self, f: impl FnOnce(&mut Node, std::time::Instant) + Send + 'static) {
+        self.send(Command::Call(Box::new(f)));
     }
 
     /// A new receiver of every table change from now on. Subscribe inside
     /// [`NodeHandle::call`] and read the table there too, so that no change
-    /// falls between the read and the subscription.
+    /// falls between the read and the subscription. A receiver more than
+    /// [`WATCH_BUFFER`] changes behind gets `RecvError::Lagged` and resumes
+    /// at the oldest change still buffered.
     pub fn subscribe_watch(&self) -> tokio::sync::broadcast::Receiver<Arc<WatchEvent>> {
         self.watch
             .get_or_init(|| tokio::sync::broadcast::channel(WATCH_BUFFER).0)
@@ -186,16 +202,24 @@ impl NodeHandle {
         let _ = self.cmds.send(c);
     }
 
+    /// Resolves once the node's task has ended (after [`NodeHandle::shutdown`],
+    /// or when every handle is gone).
+    pub async fn stopped(&self) {
+        self.cmds.closed().await;
+    }
+
     /// Joins through `seeds`; the outcome arrives as [`Event::JoinFinished`].
     pub fn join(&self, seeds: Vec<SocketAddr>) {
-        self.send(Command::Join(seeds));
+        self.run(move |n, now| {
+            n.with_membership(now, |m, now| m.join(&seeds, now));
+        });
     }
 
     /// All members known, including dead and left ones.
     pub async fn members(&self) -> Vec<Member> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Members(tx));
-        rx.await.unwrap_or_default()
+        self.call(|n, _| n.membership().members())
+            .await
+            .unwrap_or_default()
     }
 
     /// Sends a best-effort (UDP) user message.
@@ -203,9 +227,10 @@ impl NodeHandle {
     /// # Errors
     /// The member is unknown, or the node stopped.
     pub async fn send_best_effort(&self, to: &str, data: Vec<u8>) -> Result<(), CommandError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::SendBestEffort(to.into(), data, tx));
-        rx.await.unwrap_or(Err(CommandError::Left))
+        let to = to.to_string();
+        self.call(move |n, now| n.with_membership(now, |m, _| m.send_best_effort(&to, &data)))
+            .await
+            .unwrap_or(Err(CommandError::Left))
     }
 
     /// Sends a reliable (TCP) user message.
@@ -213,19 +238,23 @@ impl NodeHandle {
     /// # Errors
     /// The member is unknown, or the node stopped.
     pub async fn send_reliable(&self, to: &str, data: Vec<u8>) -> Result<(), CommandError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::SendReliable(to.into(), data, tx));
-        rx.await.unwrap_or(Err(CommandError::Left))
+        let to = to.to_string();
+        self.call(move |n, now| {
+            n.with_membership(now, |m, now| m.send_reliable(&to, &data, now))
+                .map(|_| ())
+        })
+        .await
+        .unwrap_or(Err(CommandError::Left))
     }
 
     /// Queues a user broadcast.
     pub fn broadcast(&self, data: Vec<u8>) {
-        self.send(Command::Broadcast(data));
+        self.run(move |n, now| n.with_membership(now, |m, _| m.broadcast(data)));
     }
 
     /// Sets the user state exchanged on push/pull.
     pub fn set_local_state(&self, data: Vec<u8>) {
-        self.send(Command::SetState(data));
+        self.run(move |n, _| n.set_fixed_state(Some(data)));
     }
 
     /// Updates node metadata.
@@ -233,29 +262,29 @@ impl NodeHandle {
     /// # Errors
     /// Metadata too large, or the node left.
     pub async fn set_meta(&self, meta: Vec<u8>) -> Result<(), CommandError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::SetMeta(meta, tx));
-        rx.await.unwrap_or(Err(CommandError::Left))
+        self.call(move |n, now| n.with_membership(now, |m, now| m.set_meta(meta, now)))
+            .await
+            .unwrap_or(Err(CommandError::Left))
     }
 
     /// Leaves gracefully; [`Event::LeaveFinished`] follows.
     pub fn leave(&self, timeout: Duration) {
-        self.send(Command::Leave(timeout));
+        self.run(move |n, now| n.leave(timeout, now));
     }
 
     /// The core's counters (decrypt failures among them).
     pub async fn stats(&self) -> Stats {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Stats(tx));
-        rx.await.unwrap_or_default()
+        self.call(|n, _| n.membership().stats().clone())
+            .await
+            .unwrap_or_default()
     }
 
     /// Installs a key for decryption; on an empty keyring it becomes the
     /// primary. Returns whether it was new.
     pub async fn add_key(&self, key: Key) -> bool {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::AddKey(key, tx));
-        rx.await.unwrap_or(false)
+        self.call(move |n, now| n.with_membership(now, |m, _| m.add_key(key)))
+            .await
+            .unwrap_or(false)
     }
 
     /// Makes an installed key the primary.
@@ -263,9 +292,9 @@ impl NodeHandle {
     /// # Errors
     /// The key is not installed (or the node stopped: reported as empty).
     pub async fn use_key(&self, key: Key) -> Result<(), KeyringError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::UseKey(key, tx));
-        rx.await.unwrap_or(Err(KeyringError::Empty))
+        self.call(move |n, now| n.with_membership(now, |m, _| m.use_key(&key)))
+            .await
+            .unwrap_or(Err(KeyringError::Empty))
     }
 
     /// Removes a key; returns whether it was installed.
@@ -273,22 +302,24 @@ impl NodeHandle {
     /// # Errors
     /// The key is the primary (or the node stopped: reported as empty).
     pub async fn remove_key(&self, key: Key) -> Result<bool, KeyringError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::RemoveKey(key, tx));
-        rx.await.unwrap_or(Err(KeyringError::Empty))
+        self.call(move |n, now| n.with_membership(now, |m, _| m.remove_key(&key)))
+            .await
+            .unwrap_or(Err(KeyringError::Empty))
     }
 
     /// Fingerprints of the installed keys, primary first.
     pub async fn keys(&self) -> Vec<Fingerprint> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Keys(tx));
-        rx.await.unwrap_or_default()
+        self.call(|n, _| n.membership().keyring_fingerprints())
+            .await
+            .unwrap_or_default()
     }
 
     /// Sets gossip verification (memberlist `GossipVerifyIncoming` and
     /// `GossipVerifyOutgoing`).
     pub fn set_verify(&self, incoming: bool, outgoing: bool) {
-        self.send(Command::SetVerify { incoming, outgoing });
+        self.run(move |n, now| {
+            n.with_membership(now, |m, _| m.set_gossip_verify(incoming, outgoing));
+        });
     }
 
     /// Stops the node without leaving.
@@ -297,47 +328,47 @@ impl NodeHandle {
     }
 }
 
-/// Binds UDP and TCP on one port. Port 0 picks a free port for both.
-async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StartError> {
-    let attempts = if addr.port() == 0 { 20 } else { 1 };
-    let mut last = None;
-    for _ in 0..attempts {
-        let tcp = match TcpListener::bind(addr).await {
-            Ok(t) => t,
-            Err(e) => return Err(StartError::Bind { addr, source: e }),
-        };
-        let port_addr = tcp
-            .local_addr()
-            .map_err(|e| StartError::Bind { addr, source: e })?;
-        match UdpSocket::bind(port_addr).await {
-            Ok(udp) => return Ok((udp, tcp)),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(StartError::Bind {
-        addr,
-        source: last.unwrap_or_else(|| std::io::Error::other("no port found")),
-    })
+/// The shell's clock: tokio's, which tests can pause and advance.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
-/// Starts a node bound to `bind`. With port 0 the advertise port becomes the
-/// bound port. Events go to the returned receiver; the node runs until
-/// shut down or all handles are dropped.
+/// Starts a node bound to `bind` on real UDP and TCP sockets sharing one
+/// port. With port 0 the advertise port becomes the bound port. Events go
+/// to the returned receiver; the node runs until shut down or all handles
+/// are dropped.
 ///
 /// # Errors
 /// Invalid configuration, or the port cannot be bound.
 pub async fn start(
+    cfg: Config,
+    bind_addr: SocketAddr,
+    seed: u64,
+) -> Result<(NodeHandle, mpsc::UnboundedReceiver<Event>), StartError> {
+    start_on(&NetTransport, cfg, bind_addr, seed).await
+}
+
+/// [`start`] on any transport: the node binds `bind_addr` through
+/// `transport` and talks only through the socket it gets.
+///
+/// # Errors
+/// Invalid configuration, or the address cannot be bound.
+pub async fn start_on<T: Transport>(
+    transport: &T,
     mut cfg: Config,
     bind_addr: SocketAddr,
     seed: u64,
 ) -> Result<(NodeHandle, mpsc::UnboundedReceiver<Event>), StartError> {
     cfg.validate()
         .map_err(gossamer_core::node::NodeError::from)?;
-    let (udp, tcp) = bind(bind_addr).await?;
-    let local = udp.local_addr().map_err(|e| StartError::Bind {
-        addr: bind_addr,
-        source: e,
-    })?;
+    let socket = transport
+        .bind(bind_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: bind_addr,
+            source,
+        })?;
+    let local = socket.local_addr();
     if cfg.advertise.port() == 0 {
         cfg.advertise.set_port(local.port());
     }
@@ -349,19 +380,20 @@ pub async fn start(
     // they come from OS entropy, not from the (possibly fixed) `seed`.
     let nonces = <NonceRng as rand::SeedableRng>::from_os_rng();
     let tables = node::tables_config(&cfg);
-    let core = Node::new(cfg, tables, seed, nonces, std::time::Instant::now())?;
+    let core = Node::new(cfg, tables, seed, nonces, now())?;
     let watch = WatchChannel::default();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let traffic = Arc::new(Traffic::default());
     let shell = Shell {
         core,
-        udp: Arc::new(udp),
+        socket: Arc::new(socket),
         traffic: traffic.clone(),
         events: ev_tx,
         watch: watch.clone(),
+        late: late::LateTicks::default(),
     };
-    tokio::spawn(shell.run(tcp, cmd_rx));
+    tokio::spawn(shell.run(cmd_rx));
     info!(%name, addr = %local, "membership started");
     Ok((
         NodeHandle {
@@ -391,20 +423,21 @@ enum FromConn {
     DecryptFailed(SocketAddr, String),
 }
 
-struct Shell {
+struct Shell<S: Socket> {
     core: Node,
-    udp: Arc<UdpSocket>,
+    socket: Arc<S>,
     traffic: Arc<Traffic>,
     events: mpsc::UnboundedSender<Event>,
     watch: WatchChannel,
+    late: late::LateTicks,
 }
 
-impl Shell {
-    async fn run(mut self, tcp: TcpListener, mut cmds: mpsc::UnboundedReceiver<Command>) {
+impl<S: Socket> Shell<S> {
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>) {
         let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<FromConn>();
         let limit = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
         let mut buf = vec![0u8; 65536];
-        let udp = self.udp.clone();
+        let socket = self.socket.clone();
         loop {
             self.drain(&conn_tx);
             let next = self
@@ -412,28 +445,34 @@ impl Shell {
                 .poll_timeout()
                 .map(Instant::from_std)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let armed = Instant::now();
             tokio::select! {
-                r = udp.recv_from(&mut buf) => match r {
+                r = socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         self.traffic.udp_recv.fetch_add(n as u64, Ordering::Relaxed);
-                        self.core.handle_packet(from, &buf[..n], std::time::Instant::now());
+                        self.core.handle_packet(from, &buf[..n], now());
                     }
                     Err(e) => debug!(error = %e, "UDP receive failed"),
                 },
                 _ = tokio::time::sleep_until(next) => {
-                    self.core.handle_timeout(std::time::Instant::now());
+                    if self.late.record(armed, next, Instant::now()) {
+                        self.traffic.late_wakes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.core.handle_timeout(now());
                 }
                 c = cmds.recv() => match c {
+                    // Shutdown => stopped: the loop ends, and with it the socket.
                     Some(Command::Shutdown) | None => {
                         self.core.shutdown();
                         info!("membership stopped");
                         return;
                     }
-                    Some(c) => self.command(c),
+                    Some(Command::Call(f)) => f(&mut self.core, now()),
                 },
-                r = tcp.accept() => match r {
+                r = socket.accept() => match r {
                     Ok((conn, from)) => {
                         let Ok(permit) = limit.clone().try_acquire_owned() else {
+                            self.traffic.streams_refused.fetch_add(1, Ordering::Relaxed);
                             warn!(%from, "too many concurrent streams: refusing connection");
                             continue;
                         };
@@ -450,68 +489,21 @@ impl Shell {
                 },
                 Some(m) = conn_rx.recv() => match m {
                     FromConn::Done(id, result) => {
-                        self.core.handle_stream_result(id, result, std::time::Instant::now());
+                        self.core.handle_stream_result(id, result, now());
                     }
                     FromConn::Inbound(from, msg, reply) => {
-                        let out = self.core.handle_stream(from, msg, std::time::Instant::now());
+                        let out = self.core.handle_stream(from, msg, now());
                         let _ = reply.send(out);
                     }
                     FromConn::InboundFailed(from, error, reply) => {
-                        let out = self.core.handle_stream_error(from, &error, std::time::Instant::now());
+                        let out = self.core.handle_stream_error(from, &error, now());
                         let _ = reply.send(out);
                     }
                     FromConn::DecryptFailed(from, reason) => {
-                        self.core.record_decrypt_failure(from, &reason, std::time::Instant::now());
+                        self.core.record_decrypt_failure(from, &reason, now());
                     }
                 },
             }
-        }
-    }
-
-    fn command(&mut self, c: Command) {
-        let now = std::time::Instant::now();
-        let core = &mut self.core;
-        match c {
-            Command::Join(seeds) => {
-                core.with_membership(now, |m, now| m.join(&seeds, now));
-            }
-            Command::Members(tx) => {
-                let _ = tx.send(core.membership().members());
-            }
-            Command::SendBestEffort(to, data, tx) => {
-                let r = core.with_membership(now, |m, _| m.send_best_effort(&to, &data));
-                let _ = tx.send(r);
-            }
-            Command::SendReliable(to, data, tx) => {
-                let r = core.with_membership(now, |m, now| m.send_reliable(&to, &data, now));
-                let _ = tx.send(r.map(|_| ()));
-            }
-            Command::Broadcast(data) => core.with_membership(now, |m, _| m.broadcast(data)),
-            Command::SetState(data) => core.set_fixed_state(Some(data)),
-            Command::SetMeta(meta, tx) => {
-                let _ = tx.send(core.with_membership(now, |m, now| m.set_meta(meta, now)));
-            }
-            Command::Leave(timeout) => core.leave(timeout, now),
-            Command::Stats(tx) => {
-                let _ = tx.send(core.membership().stats().clone());
-            }
-            Command::AddKey(key, tx) => {
-                let _ = tx.send(core.with_membership(now, |m, _| m.add_key(key)));
-            }
-            Command::UseKey(key, tx) => {
-                let _ = tx.send(core.with_membership(now, |m, _| m.use_key(&key)));
-            }
-            Command::RemoveKey(key, tx) => {
-                let _ = tx.send(core.with_membership(now, |m, _| m.remove_key(&key)));
-            }
-            Command::Keys(tx) => {
-                let _ = tx.send(core.membership().keyring_fingerprints());
-            }
-            Command::SetVerify { incoming, outgoing } => {
-                core.with_membership(now, |m, _| m.set_gossip_verify(incoming, outgoing));
-            }
-            Command::Call(Call2(f)) => f(core, now),
-            Command::Shutdown => core.shutdown(),
         }
     }
 
@@ -519,7 +511,7 @@ impl Shell {
     fn drain(&mut self, conn_tx: &mpsc::UnboundedSender<FromConn>) {
         while let Some(out) = self.core.poll_output() {
             match out {
-                Output::Packet { to, data } => match self.udp.try_send_to(&data, to) {
+                Output::Packet { to, data } => match self.socket.send_to(&data, to) {
                     Ok(n) => {
                         self.traffic.udp_sent.fetch_add(n as u64, Ordering::Relaxed);
                     }
@@ -529,9 +521,10 @@ impl Shell {
                     let codec = self.core.membership().stream_codec();
                     let tx = conn_tx.clone();
                     let traffic = self.traffic.clone();
+                    let socket = Arc::downgrade(&self.socket);
                     tokio::spawn(async move {
                         let (id, to) = (req.id, req.to);
-                        let result = stream::exchange(req, codec, &traffic).await;
+                        let result = stream::exchange(socket, req, codec, &traffic).await;
                         let result = match result {
                             Ok(m) => Ok(m),
                             Err(stream::Failure::Codec(e)) => {

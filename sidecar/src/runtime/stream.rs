@@ -1,15 +1,17 @@
-//! TCP stream tasks: they move bytes and frame them with the core's codec.
+//! Stream tasks: they move bytes and frame them with the core's codec,
+//! over whatever streams the [`Socket`] gives.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Weak;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 use tracing::debug;
 
+use super::transport::Socket;
 use super::{FromConn, Traffic};
 use crate::membership::{StreamCodec, StreamCodecError, StreamRequest};
 use crate::wire::{StreamMessage, MAX_PUSH_STATE_BYTES};
@@ -42,8 +44,8 @@ impl From<String> for Failure {
 /// Reads one message. Parsing is retried only when the buffer has grown by
 /// half since the last try (or the read was short), so a 20 MiB state is not
 /// re-parsed for every 64 KiB chunk.
-async fn read_message(
-    conn: &mut TcpStream,
+async fn read_message<C: AsyncRead + Unpin>(
+    conn: &mut C,
     codec: &StreamCodec,
     inbound: bool,
     deadline: Instant,
@@ -87,18 +89,25 @@ async fn read_message(
 }
 
 /// Carries out one outbound stream request.
-pub(super) async fn exchange(
+/// The socket is held only while connecting, so that a stopped node's
+/// address is released without waiting for its streams.
+pub(super) async fn exchange<S: Socket>(
+    socket: Weak<S>,
     req: StreamRequest,
     codec: StreamCodec,
     traffic: &Traffic,
 ) -> Result<Option<StreamMessage>, Failure> {
     let deadline = Instant::from_std(req.deadline);
-    let mut conn = match timeout_at(deadline, TcpStream::connect(req.to)).await {
+    let Some(socket) = socket.upgrade() else {
+        return Err(Failure::Io("the node stopped".into()));
+    };
+    let connected = timeout_at(deadline, socket.connect(req.to)).await;
+    drop(socket);
+    let mut conn = match connected {
         Err(_) => return Err(Failure::Io(format!("timed out connecting to {}", req.to))),
         Ok(Err(e)) => return Err(Failure::Io(format!("cannot connect to {}: {e}", req.to))),
         Ok(Ok(c)) => c,
     };
-    let _ = conn.set_nodelay(true);
     match timeout_at(deadline, conn.write_all(&req.data)).await {
         Err(_) => return Err(Failure::Io(format!("timed out writing to {}", req.to))),
         Ok(Err(e)) => return Err(Failure::Io(format!("write to {} failed: {e}", req.to))),
@@ -115,8 +124,8 @@ pub(super) async fn exchange(
 }
 
 /// Serves one accepted connection: one message in, at most one reply out.
-pub(super) async fn serve(
-    mut conn: TcpStream,
+pub(super) async fn serve<C: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: C,
     from: SocketAddr,
     codec: StreamCodec,
     timeout: Duration,

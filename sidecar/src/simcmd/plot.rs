@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 
 use gossamer_sidecar::sim::scenario::{Report, Scenario};
@@ -53,15 +54,34 @@ pub fn csv(r: &Report) -> String {
     out
 }
 
+/// The plotting library could not draw the convergence plot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// One drawing step failed.
+    #[error("cannot draw the convergence plot ({step}): {source}")]
+    Draw {
+        /// What was being drawn.
+        step: &'static str,
+        /// The library's error.
+        source: DrawingAreaErrorKind<std::io::Error>,
+    },
+}
+
+/// Names the step a plotting error happened in.
+fn at(step: &'static str) -> impl FnOnce(DrawingAreaErrorKind<std::io::Error>) -> PlotError {
+    move |source| PlotError::Draw { step, source }
+}
+
 /// The curve as an SVG document.
 ///
 /// # Errors
 /// The plotting library failed (it reports why).
-pub fn svg(r: &Report) -> Result<String, String> {
+pub fn svg(r: &Report) -> Result<String, PlotError> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (900, 540)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(at("background"))?;
         let pts = grid(r);
         let end = pts.last().map(|d| d.as_secs_f64()).unwrap_or(1.0).max(0.1);
         let what = match r.scenario {
@@ -89,20 +109,20 @@ pub fn svg(r: &Report) -> Result<String, String> {
             .x_label_area_size(40)
             .y_label_area_size(55)
             .build_cartesian_2d(0f64..end, 0f64..1.02f64)
-            .map_err(|e| e.to_string())?;
+            .map_err(at("axes"))?;
         chart
             .configure_mesh()
             .x_desc(since)
             .y_desc(what)
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(at("mesh"))?;
         let sim: Vec<(f64, f64)> = pts
             .iter()
             .map(|t| (t.as_secs_f64(), r.fraction_at(*t)))
             .collect();
         chart
             .draw_series(LineSeries::new(sim, BLUE.stroke_width(2)))
-            .map_err(|e| e.to_string())?
+            .map_err(at("simulated curve"))?
             .label("simulated (Gossamer core)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
         if matches!(r.scenario, Scenario::Propagate | Scenario::Partition) {
@@ -112,7 +132,7 @@ pub fn svg(r: &Report) -> Result<String, String> {
                 .collect();
             chart
                 .draw_series(LineSeries::new(serf, RED.stroke_width(2)))
-                .map_err(|e| e.to_string())?
+                .map_err(at("Serf model"))?
                 .label("Serf convergence model")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
         }
@@ -122,7 +142,7 @@ pub fn svg(r: &Report) -> Result<String, String> {
                 vec![(0.0, 0.0), (b, 0.0), (b, 1.0), (end, 1.0)],
                 BLACK.stroke_width(1),
             ))
-            .map_err(|e| e.to_string())?
+            .map_err(at("epidemic bound"))?
             .label(format!(
                 "epidemic lower bound: ceil(log_{} N) = {} rounds",
                 r.fanout + 1,
@@ -135,8 +155,8 @@ pub fn svg(r: &Report) -> Result<String, String> {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(at("legend"))?;
+        root.present().map_err(at("document"))?;
     }
     Ok(out)
 }

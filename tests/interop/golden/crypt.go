@@ -180,7 +180,7 @@ func cryptCases() []cryptVector {
 func cryptMain(mode string) {
 	switch mode {
 	case "encrypt":
-		must(json.NewEncoder(os.Stdout).Encode(cryptCases()))
+		must(indented(os.Stdout).Encode(cryptCases()))
 	case "decrypt":
 		var in []cryptVector
 		must(json.NewDecoder(os.Stdin).Decode(&in))

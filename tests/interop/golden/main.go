@@ -3,9 +3,18 @@
 // hashicorp/memberlist v0.7.0.
 //
 //	golden encode   prints [{name, kind, hex}] for a fixed set of cases
+//	                (committed as vectors.json)
 //	golden decode   reads [{name, kind, hex}] on stdin, decodes every entry
 //	                as memberlist would and prints [{name, decoded}]; exits
 //	                non-zero if any entry fails to decode
+//	golden encrypt  prints the encryption cases, sealed with nonces derived
+//	                from their names (committed as crypt-vectors.json)
+//	golden decrypt  reads encryption vectors on stdin and opens each one
+//
+// The output of encode and encrypt is deterministic; regenerate the
+// committed files with
+//
+//	go run . encode > vectors.json && go run . encrypt > crypt-vectors.json
 //
 // The message structs repeat memberlist's field names, Go types and codec
 // tags, because go-msgpack derives the wire format from exactly those.
@@ -673,7 +682,7 @@ func main() {
 		for _, c := range cases() {
 			out = append(out, vector{Name: c.name, Kind: c.kind, Hex: hex.EncodeToString(c.bytes)})
 		}
-		must(json.NewEncoder(os.Stdout).Encode(out))
+		must(indented(os.Stdout).Encode(out))
 	case "decode":
 		var in []vector
 		must(json.NewDecoder(os.Stdin).Decode(&in))
@@ -712,6 +721,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// indented returns a JSON encoder with one field per line, so that the
+// committed vector files (vectors.json, crypt-vectors.json) diff readably.
+func indented(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc
 }
 
 func must(err error) {

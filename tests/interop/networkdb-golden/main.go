@@ -10,8 +10,10 @@
 //	                          types, re-marshals it and prints [{name, hex}];
 //	                          exits non-zero if any entry fails to decode
 //
-// The Rust test (sidecar/core/tests/tables_golden.rs) builds the same named cases
-// independently and compares bytes both ways.
+// The Rust tests build the same named cases independently:
+// sidecar/core/tests/tables_golden.rs compares them with the committed
+// encode output (vectors.json), tests/e2e/golden_vectors.rs checks that this
+// tool still writes that file and that Rust's bytes decode here.
 package main
 
 import (

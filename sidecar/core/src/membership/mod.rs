@@ -598,6 +598,34 @@ impl<D: Delegate> Membership<D> {
         }
     }
 
+    /// Takes `name` as gone for good because the control plane says so (its
+    /// Pod was deleted): the member is marked left at its current
+    /// incarnation at once, with [`Event::Leave`], so the tables drop its
+    /// entries now rather than hiding them until the reap. Nothing is
+    /// broadcast: every member hears it from the control plane itself. A
+    /// process that is in fact still running refutes with a higher
+    /// incarnation, as it would refute a death. Returns whether anything
+    /// changed (false for this node itself, an unknown name, or a member
+    /// already left).
+    pub fn declare_departed(&mut self, name: &str, now: Instant) -> bool {
+        if name == self.cfg.name {
+            return false;
+        }
+        let Some(state) = self.nodes.get_mut(name) else {
+            return false;
+        };
+        if state.member.status == NodeStatus::Left {
+            return false;
+        }
+        // Alive/Suspect/Dead => Left, on the control plane's word.
+        state.member.status = NodeStatus::Left;
+        state.state_change = now;
+        let member = state.member.clone();
+        self.suspicions.remove(name);
+        self.emit(Event::Leave(member));
+        true
+    }
+
     /// Stops all activity: no more timers, outputs or events.
     pub fn shutdown(&mut self) {
         self.shut_down = true;

@@ -299,6 +299,7 @@ impl<D: super::Delegate> Membership<D> {
         self.broadcast_about(&node, &Message::Suspect(s.clone()), false);
         if let Some(state) = self.nodes.get_mut(&s.node) {
             // Alive => Suspect
+            self.stats.suspicions += 1;
             state.member.incarnation = s.incarnation;
             state.member.status = NodeStatus::Suspect;
             state.state_change = now;

@@ -180,6 +180,9 @@ pub struct Stats {
     pub conflicts: u64,
     /// Probes that failed and raised a suspicion.
     pub failed_probes: u64,
+    /// Members this node marked suspect (Alive => Suspect), after a
+    /// failed probe of its own or on another member's gossip.
+    pub suspicions: u64,
     /// Times this node refuted a suspicion or death of itself.
     pub refutations: u64,
     /// Packets and streams refused because they could not be decrypted

@@ -13,7 +13,20 @@ use crate::membership::{
     StreamResult,
 };
 use crate::node::{self, App, Node, NodeError, Output};
+use crate::tables;
 use crate::wire::StreamMessage;
+
+/// What a simulated [`Node`] is built from: membership's settings and the
+/// tables'.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Membership's settings.
+    pub membership: Config,
+    /// The tables' settings. [`Core::config_for`] derives them from
+    /// membership's ([`node::tables_config`]); a change to membership's
+    /// intervals afterwards does not carry over, set both.
+    pub tables: tables::Config,
+}
 
 /// A pure state machine the simulator can run: the inputs and outputs of
 /// [`Membership`], which [`Node`] shares. Outputs are [`node::Output`]s; a
@@ -22,12 +35,22 @@ pub trait Core: Sized {
     /// The membership delegate inside.
     type D: Delegate;
 
+    /// Everything one core is built from.
+    type Config: Clone;
+
+    /// The configuration of a core whose membership runs with `m`, the
+    /// rest at its defaults.
+    fn config_for(m: Config) -> Self::Config;
+
+    /// The membership part of a configuration.
+    fn membership_config(cfg: &Self::Config) -> &Config;
+
     /// A fresh core, alone, at incarnation 1. Nonces are seeded from
     /// `seed` too: reproducible, for simulation only.
     ///
     /// # Errors
     /// The configuration is invalid.
-    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, NodeError>;
+    fn create(cfg: Self::Config, seed: u64, now: Instant) -> Result<Self, NodeError>;
 
     /// Starts from a shared converged member list.
     fn adopt_snapshot(&mut self, snapshot: Arc<Snapshot>, now: Instant);
@@ -53,8 +76,14 @@ pub trait Core: Sized {
         now: Instant,
     ) -> Option<Vec<u8>>;
 
-    /// An accepted stream that could not be read.
-    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant);
+    /// An accepted stream that could not be read; the error reply to write
+    /// (none: the stream is dropped).
+    fn handle_stream_error(
+        &mut self,
+        from: SocketAddr,
+        e: &StreamCodecError,
+        now: Instant,
+    ) -> Option<Vec<u8>>;
 
     /// The outcome of a stream request.
     fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant);
@@ -74,6 +103,15 @@ pub trait Core: Sized {
 
 impl Core for Membership<NoDelegate> {
     type D = NoDelegate;
+    type Config = Config;
+
+    fn config_for(m: Config) -> Config {
+        m
+    }
+
+    fn membership_config(cfg: &Config) -> &Config {
+        cfg
+    }
 
     fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, NodeError> {
         Ok(Membership::new(cfg, seed, now)?)
@@ -108,8 +146,13 @@ impl Core for Membership<NoDelegate> {
         Membership::handle_stream(self, from, msg, now)
     }
 
-    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant) {
-        Membership::handle_stream_error(self, from, e, now);
+    fn handle_stream_error(
+        &mut self,
+        from: SocketAddr,
+        e: &StreamCodecError,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        Membership::handle_stream_error(self, from, e, now)
     }
 
     fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {
@@ -139,11 +182,22 @@ impl Core for Membership<NoDelegate> {
 
 impl Core for Node {
     type D = App;
+    type Config = NodeConfig;
 
-    fn create(cfg: Config, seed: u64, now: Instant) -> Result<Self, NodeError> {
-        let tables = node::tables_config(&cfg);
+    fn config_for(m: Config) -> NodeConfig {
+        NodeConfig {
+            tables: node::tables_config(&m),
+            membership: m,
+        }
+    }
+
+    fn membership_config(cfg: &NodeConfig) -> &Config {
+        &cfg.membership
+    }
+
+    fn create(cfg: NodeConfig, seed: u64, now: Instant) -> Result<Self, NodeError> {
         let nonces = NonceRng::seed_from_u64(seed ^ 0x6e6f_6e63_6573_2121);
-        Node::new(cfg, tables, seed, nonces, now)
+        Node::new(cfg.membership, cfg.tables, seed, nonces, now)
     }
 
     /// The tables learn every member of the snapshot as joined, as they
@@ -184,8 +238,13 @@ impl Core for Node {
         Node::handle_stream(self, from, msg, now)
     }
 
-    fn handle_stream_error(&mut self, from: SocketAddr, e: &StreamCodecError, now: Instant) {
-        Node::handle_stream_error(self, from, e, now);
+    fn handle_stream_error(
+        &mut self,
+        from: SocketAddr,
+        e: &StreamCodecError,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        Node::handle_stream_error(self, from, e, now)
     }
 
     fn handle_stream_result(&mut self, id: StreamId, result: StreamResult, now: Instant) {

@@ -16,13 +16,23 @@
 //! that virtual time starts from), no sockets, seeded randomness. Nodes can
 //! start from one shared converged [`Snapshot`] (copy-on-write), which is
 //! what makes ten thousand nodes fit in memory.
+//!
+//! It is also the one in-memory network the core's tests run on: nodes
+//! can be configured one by one ([`Sim::configured`]) or added later
+//! ([`Sim::add_node`]); what they emit, membership and watch events, is
+//! kept for the caller ([`Sim::events`], [`Sim::watch_events`]); each
+//! node's view, counters and tables can be read ([`Sim::node`],
+//! [`Sim::status`], [`Sim::tables`]); an [`LinkModel::instant`] link with
+//! [`Sim::settle`] completes a command's exchanges without time passing.
+//! [`model`] is the workload and oracle of the tables' property tests.
 
 mod core;
+pub mod model;
 mod net;
 pub mod scenario;
 mod trace;
 
-pub use self::core::Core;
+pub use self::core::{Core, NodeConfig};
 pub use net::LinkModel;
 pub use scenario::{run_scenario, run_scenario_guarded, Report, Scenario, ScenarioConfig};
 pub use trace::Fnv64;
@@ -40,7 +50,8 @@ use crate::keyring::Key;
 use crate::membership::{
     Config, Event, Member, Membership, NodeStatus, Profile, Snapshot, StreamId, StreamResult,
 };
-use crate::node::Output;
+use crate::node::{Node, Output};
+use crate::tables::{Tables, WatchEvent};
 use net::Net;
 
 /// Why a simulation cannot start or go on. Variant names fit metric labels.
@@ -197,7 +208,7 @@ impl Ord for Item {
     }
 }
 
-struct Slot<C> {
+struct Slot<C: Core> {
     m: C,
     up: bool,
     /// Bumped on crash and restart; stale timers and streams are dropped.
@@ -207,6 +218,8 @@ struct Slot<C> {
     /// Members this node saw declared dead and not alive since, with their
     /// last address (kept only with [`SimConfig::reconnect`]).
     failed: BTreeMap<String, SocketAddr>,
+    /// What the node was built from, and is rebuilt from on restart.
+    cfg: C::Config,
 }
 
 /// Traffic counters, bytes as they leave a node.
@@ -241,8 +254,13 @@ pub struct Sim<C: Core = Membership> {
     trace: Fnv64,
     traffic: Traffic,
     events: Vec<(Duration, usize, Event)>,
+    watch: Vec<(Duration, usize, WatchEvent)>,
     snapshot: Option<Arc<Snapshot>>,
+    configure: Configure<C>,
 }
+
+/// Changes node `i`'s configuration; see [`Sim::configured`].
+type Configure<C> = Box<dyn Fn(usize, &mut <C as Core>::Config)>;
 
 impl Sim {
     /// Builds a cluster of bare membership cores at virtual time zero, which
@@ -262,6 +280,21 @@ impl<C: Core> Sim<C> {
     /// # Errors
     /// A node's configuration is invalid, or `standby` exceeds `nodes`.
     pub fn with_core(cfg: SimConfig, base: Instant) -> Result<Sim<C>, SimError> {
+        Sim::configured(cfg, base, |_, _| {})
+    }
+
+    /// As [`Sim::with_core`], with `configure` changing node `i`'s
+    /// configuration from the profile's defaults before it is built. It is
+    /// kept for nodes added later ([`Sim::add_node`]); a restart reuses the
+    /// node's configuration.
+    ///
+    /// # Errors
+    /// A node's configuration is invalid, or `standby` exceeds `nodes`.
+    pub fn configured(
+        cfg: SimConfig,
+        base: Instant,
+        configure: impl Fn(usize, &mut C::Config) + 'static,
+    ) -> Result<Sim<C>, SimError> {
         let n = cfg.nodes;
         if cfg.standby > n {
             return Err(SimError::TooManyStandby {
@@ -281,12 +314,15 @@ impl<C: Core> Sim<C> {
             trace: Fnv64::new(),
             traffic: Traffic::default(),
             events: Vec::new(),
+            watch: Vec::new(),
             snapshot: None,
+            configure: Box::new(configure),
             cfg,
         };
+        let configs: Vec<C::Config> = (0..n).map(|i| sim.default_config(i)).collect();
         if sim.cfg.converged {
             let vsn_of = |i: usize| {
-                let c = sim.node_config(i);
+                let c = C::membership_config(&configs[i]);
                 [1, 5, c.protocol_version, 0, 0, 0]
             };
             let members = (0..active).map(|i| Member {
@@ -299,14 +335,15 @@ impl<C: Core> Sim<C> {
             });
             sim.snapshot = Some(Snapshot::new(members, base));
         }
-        for i in 0..n {
-            let m = sim.make_node(i, i < active)?;
+        for (i, cfg) in configs.into_iter().enumerate() {
+            let m = sim.make_node(i, cfg.clone(), i < active)?;
             sim.nodes.push(Slot {
                 m,
                 up: i < active,
                 gen: 0,
                 scheduled: None,
                 failed: BTreeMap::new(),
+                cfg,
             });
             sim.net.set_down(i, i >= active);
         }
@@ -326,9 +363,20 @@ impl<C: Core> Sim<C> {
     }
 
     /// The configuration node `i` runs with.
-    pub fn node_config(&self, i: usize) -> Config {
-        let mut c = Config::for_profile(self.cfg.profile, name_of(i), addr_of(i));
-        c.keys = self.cfg.keys.clone();
+    ///
+    /// # Panics
+    /// There is no node `i`.
+    pub fn node_config(&self, i: usize) -> C::Config {
+        self.nodes[i].cfg.clone()
+    }
+
+    /// Node `i`'s configuration before any per-node change: the profile,
+    /// the keys, then the simulation's `configure`.
+    fn default_config(&self, i: usize) -> C::Config {
+        let mut m = Config::for_profile(self.cfg.profile, name_of(i), addr_of(i));
+        m.keys = self.cfg.keys.clone();
+        let mut c = C::config_for(m);
+        (self.configure)(i, &mut c);
         c
     }
 
@@ -339,9 +387,9 @@ impl<C: Core> Sim<C> {
             .wrapping_add((i as u64) << 20 | gen as u64)
     }
 
-    fn make_node(&self, i: usize, adopt: bool) -> Result<C, SimError> {
+    fn make_node(&self, i: usize, cfg: C::Config, adopt: bool) -> Result<C, SimError> {
         let now = self.instant();
-        let mut m = C::create(self.node_config(i), self.node_seed(i, 0), now)?;
+        let mut m = C::create(cfg, self.node_seed(i, 0), now)?;
         if let Some(s) = self.snapshot.as_ref().filter(|_| adopt) {
             m.adopt_snapshot(Arc::clone(s), now);
         }
@@ -385,6 +433,21 @@ impl<C: Core> Sim<C> {
         self.nodes[i].up
     }
 
+    /// How node `i` sees node `j` (by `j`'s name); `None`: not a member.
+    pub fn status(&self, i: usize, j: usize) -> Option<NodeStatus> {
+        let name = self.node(j).name();
+        self.node(i).member(name).map(|m| m.status)
+    }
+
+    /// Live nodes that node `i` holds alive, itself included.
+    pub fn alive_seen_by(&self, i: usize) -> usize {
+        self.node(i)
+            .members()
+            .iter()
+            .filter(|m| m.status == NodeStatus::Alive)
+            .count()
+    }
+
     /// Traffic so far.
     pub fn traffic(&self) -> Traffic {
         self.traffic
@@ -401,6 +464,33 @@ impl<C: Core> Sim<C> {
         std::mem::take(&mut self.events)
     }
 
+    /// Events the nodes emitted since the last [`Sim::take_events`], in
+    /// order, without taking them.
+    pub fn events(&self) -> &[(Duration, usize, Event)] {
+        &self.events
+    }
+
+    /// Events node `i` emitted since the last [`Sim::take_events`].
+    pub fn events_of(&self, i: usize) -> impl Iterator<Item = &Event> + '_ {
+        self.events
+            .iter()
+            .filter(move |(_, n, _)| *n == i)
+            .map(|(_, _, e)| e)
+    }
+
+    /// Watch events (changes of visible table entries) the nodes emitted
+    /// since the last call: (time, node, event). A bare membership core
+    /// emits none.
+    pub fn take_watch_events(&mut self) -> Vec<(Duration, usize, WatchEvent)> {
+        std::mem::take(&mut self.watch)
+    }
+
+    /// Watch events since the last [`Sim::take_watch_events`], without
+    /// taking them.
+    pub fn watch_events(&self) -> &[(Duration, usize, WatchEvent)] {
+        &self.watch
+    }
+
     /// Member entries held by nodes themselves rather than shared.
     pub fn owned_entries(&self) -> usize {
         self.nodes
@@ -410,6 +500,33 @@ impl<C: Core> Sim<C> {
     }
 
     // ----- faults and commands ----------------------------------------------
+
+    /// Adds a node, index [`Sim::len`] before the call, addressed as
+    /// [`addr_of`] that index, configured as the others then changed by
+    /// `tweak` (a name taken from another node stands for that node
+    /// restarted elsewhere). It starts now, alone: join it with
+    /// [`Sim::command`].
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn add_node(&mut self, tweak: impl FnOnce(&mut C::Config)) -> Result<usize, SimError> {
+        let i = self.nodes.len();
+        let mut cfg = self.default_config(i);
+        tweak(&mut cfg);
+        let m = self.make_node(i, cfg.clone(), false)?;
+        self.nodes.push(Slot {
+            m,
+            up: true,
+            gen: 0,
+            scheduled: None,
+            failed: BTreeMap::new(),
+            cfg,
+        });
+        self.net.add_node();
+        self.trace.mix(b"add ").mix_u64(i as u64).mix_u64(self.now);
+        self.drain(i);
+        Ok(i)
+    }
 
     /// Runs `f` on node `i` now, then carries out what it asked for.
     pub fn command<T>(&mut self, i: usize, f: impl FnOnce(&mut C, Instant) -> T) -> T {
@@ -516,6 +633,13 @@ impl<C: Core> Sim<C> {
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now() + d;
         self.run_until(until);
+    }
+
+    /// Runs what is due now without advancing virtual time: on an
+    /// [`LinkModel::instant`] link, every exchange a command started
+    /// (packets, their answers, streams) completes.
+    pub fn settle(&mut self) {
+        self.run_until(self.now());
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
@@ -664,27 +788,24 @@ impl<C: Core> Sim<C> {
             .mix_u64(self.now)
             .mix_u64(t as u64)
             .mix_u64(data.len() as u64);
-        let outcome = match self.nodes[t]
+        // The target answers what it read, or the error reply to what it
+        // could not read (none: it hangs up, and the opener reads EOF).
+        let reply = match self.nodes[t]
             .m
             .membership()
             .decode_stream_frame(&data, true)
         {
-            Ok(Some((msg, _))) => {
-                let reply = self.nodes[t].m.handle_stream(addr_of(f), msg, now);
-                match (reply, expect_reply) {
-                    (Some(bytes), true) => {
-                        self.traffic.tcp_bytes += bytes.len() as u64;
-                        Ok(Some(bytes))
-                    }
-                    (None, true) => Err("EOF: the peer closed the stream".to_string()),
-                    (_, false) => Ok(None),
-                }
+            Ok(Some((msg, _))) => Ok(self.nodes[t].m.handle_stream(addr_of(f), msg, now)),
+            Ok(None) => Err("EOF: truncated stream".to_string()),
+            Err(e) => Ok(self.nodes[t].m.handle_stream_error(addr_of(f), &e, now)),
+        };
+        let outcome = match (reply, expect_reply) {
+            (Err(e), _) => Err(e),
+            (Ok(Some(bytes)), true) => {
+                self.traffic.tcp_bytes += bytes.len() as u64;
+                Ok(Some(bytes))
             }
-            Ok(None) => Err("EOF: truncated stream".into()),
-            Err(e) => {
-                self.nodes[t].m.handle_stream_error(addr_of(f), &e, now);
-                Err("EOF: the peer closed the stream".into())
-            }
+            (Ok(_), _) => Ok(None),
         };
         self.drain(t);
         let back = self.tcp_delay();
@@ -801,6 +922,7 @@ impl<C: Core> Sim<C> {
                         .mix_u64(self.now)
                         .mix_u64(i as u64)
                         .mix(w.key.as_bytes());
+                    self.watch.push((self.now(), i, w));
                 }
             }
         }
@@ -824,6 +946,19 @@ impl<C: Core> Sim<C> {
                 );
             }
         }
+    }
+}
+
+impl Sim<Node> {
+    /// Node `i`'s tables.
+    pub fn tables(&self, i: usize) -> &Tables {
+        self.nodes[i].m.tables()
+    }
+
+    /// Runs `f` on node `i`'s tables now, then carries out what they
+    /// asked for.
+    pub fn with_tables<T>(&mut self, i: usize, f: impl FnOnce(&mut Tables, Instant) -> T) -> T {
+        self.command(i, |n, now| n.with_tables(now, f))
     }
 }
 

@@ -29,6 +29,18 @@ impl Default for LinkModel {
     }
 }
 
+impl LinkModel {
+    /// No latency, no loss: a command's exchanges complete at the instant
+    /// it is given (see [`super::Sim::settle`]).
+    pub fn instant() -> Self {
+        LinkModel {
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            loss: 0.0,
+        }
+    }
+}
+
 pub(super) struct Net {
     pub link: LinkModel,
     down: Vec<bool>,
@@ -44,6 +56,12 @@ impl Net {
             group: vec![0; n],
             cuts: HashSet::new(),
         }
+    }
+
+    /// One more node, up, in group 0.
+    pub fn add_node(&mut self) {
+        self.down.push(false);
+        self.group.push(0);
     }
 
     pub fn set_down(&mut self, i: usize, down: bool) {
