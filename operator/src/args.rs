@@ -17,7 +17,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crd,
     /// Run the operator.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,6 +61,38 @@ pub struct RunArgs {
     /// memberlist profile of every sidecar.
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
     pub gossip_profile: String,
+    /// Address of the control stream (gRPC over TLS) sidecars subscribe to.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub control_listen: SocketAddr,
+    /// The operator's Service name: the serving certificate names
+    /// `<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc` and
+    /// `<svc>.<ns>.svc.cluster.local` (ns: --namespace).
+    #[arg(long, default_value = "gossamer-operator")]
+    pub control_service: String,
+    /// One more subject alternative name (IP address or DNS name) of the
+    /// serving certificate; repeat for several.
+    #[arg(long = "control-extra-san")]
+    pub control_extra_sans: Vec<String>,
+    /// Lifetime of the serving certificate, in seconds; it is renewed at
+    /// two thirds of it.
+    #[arg(long, default_value_t = 86400, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub control_cert_lifetime_secs: u64,
+    /// The Secret (in --namespace) holding the operator's CA; generated on
+    /// first start.
+    #[arg(long, default_value = "gossamer-ca")]
+    pub ca_secret: String,
+    /// The ConfigMap (in --namespace) where the CA certificate is published
+    /// for sidecars (key `ca.crt`).
+    #[arg(long, default_value = "gossamer-ca-bundle")]
+    pub ca_bundle_configmap: String,
+    /// The audience sidecar tokens must carry.
+    #[arg(long, default_value = "gossamer")]
+    pub token_audience: String,
+    /// DEVELOPMENT ONLY: serve the control stream without TLS and without
+    /// TokenReview (any client may claim any Pod, and key bytes travel in
+    /// clear text). Logged as a warning at every start.
+    #[arg(long, default_value_t = false)]
+    pub control_insecure_dev_mode: bool,
     /// Seconds between full resyncs of every object (beside watch events).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=86400))]
     pub resync_secs: u64,

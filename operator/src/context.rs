@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use gossamer_operator_core::{Acks, Aggregate};
 use gossamer_operator_core::{ClusterRef, GossipSettings};
 use gossamer_operator_index::Index;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::Client;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
+use crate::control::Hub;
 use crate::metrics::Metrics;
 
 /// The field manager of every status and object the operator applies.
@@ -36,10 +38,19 @@ pub struct Context {
     /// The primary key of each cluster's last stored snapshot: it stays
     /// primary until a successor is on every member.
     pub primaries: Mutex<HashMap<ClusterRef, String>>,
+    /// The key names of each cluster's last stored snapshot: a deleted key
+    /// that left them never comes back.
+    pub published_keys: Mutex<HashMap<ClusterRef, Vec<String>>>,
     /// Wakes the snapshot loop: the index has dirty clusters.
     pub snapshot_wake: Notify,
     /// Fired for every Pod event: member counts and seeds may change.
+    /// Also fired when sidecars' reports change what statuses show.
     pub pod_events: broadcast::Sender<()>,
+    /// Each cluster's latest snapshot for the control streams, and what
+    /// the sidecars said.
+    pub hub: Hub,
+    /// Whether this replica leads (only the leader serves streams).
+    pub leading: watch::Sender<bool>,
 }
 
 impl Context {
@@ -58,10 +69,13 @@ impl Context {
             resync,
             synced: Synced::default(),
             primaries: Mutex::new(HashMap::new()),
+            published_keys: Mutex::new(HashMap::new()),
             snapshot_wake: Notify::new(),
             // A lagging receiver loses ticks, not information: any tick
             // reconciles everything, and the debounce folds bursts.
             pod_events: broadcast::channel(16).0,
+            hub: Hub::default(),
+            leading: watch::channel(false).0,
         }
     }
 
@@ -72,10 +86,49 @@ impl Context {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What the decisions need of a cluster: the index's state and the
-    /// last published primary.
+    /// What the sidecars of a cluster report, folded for the current
+    /// version over the cluster's members now.
+    fn reports(&self, c: &ClusterRef) -> Aggregate {
+        let members: Vec<String> = self
+            .index()
+            .cluster(c)
+            .members
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        self.hub.aggregate(c, &members)
+    }
+
+    /// What the statuses show of the sidecars: who runs the current
+    /// version, entries, refusals.
+    pub fn acks(&self, c: &ClusterRef) -> Acks {
+        self.reports(c).acks
+    }
+
+    /// A sidecar said something, or a new version went out: when that
+    /// changes what the decisions see, rebuild the cluster's snapshot and
+    /// reconcile the statuses.
+    pub fn reports_changed(&self, c: &ClusterRef) {
+        if self.hub.note_seen(c, self.reports(c)) {
+            self.index().mark_dirty(c.clone());
+            self.snapshot_wake.notify_one();
+            // No receiver (not the leader) is fine.
+            let _ = self.pod_events.send(());
+        }
+    }
+
+    /// What the decisions need of a cluster: the index's state, the
+    /// sidecars' key reports and the last published primary.
     pub fn cluster_state(&self, c: &ClusterRef) -> gossamer_operator_core::ClusterState {
         let mut state = self.index().cluster(c);
+        let members: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
+        state.key_reports = self.hub.aggregate(c, &members).key_reports;
+        state.last_keys = self
+            .published_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(c)
+            .cloned();
         state.last_primary = self
             .primaries
             .lock()

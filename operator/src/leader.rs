@@ -1,6 +1,7 @@
 //! Leader election on a coordination.k8s.io Lease: only the leader runs the
 //! controllers and the snapshot loop (everything that writes); every
-//! replica keeps its index warm.
+//! replica keeps its index warm. The control streams follow the Lease too
+//! (see `control`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,13 @@ fn start_leading(ctx: &Arc<Context>) -> JoinSet<()> {
     set
 }
 
+/// Ends every control stream: the sidecars' reports must reach the leader,
+/// so they reconnect to whoever leads next.
+fn stop_serving(ctx: &Context) {
+    ctx.leading.send_replace(false);
+    ctx.hub.clear();
+}
+
 /// Campaigns for the Lease until `shutdown` fires; leads while it holds it.
 /// On shutdown the Lease is released, so the other replica takes over at
 /// once instead of after the Lease's duration.
@@ -104,11 +112,13 @@ pub async fn run(
             (true, false) => {
                 tracing::info!(identity = %lease.identity, lease = %format!("{}/{}", lease.namespace, lease.name), "became the leader");
                 ctx.metrics.leader.set(1);
+                ctx.leading.send_replace(true);
                 tasks = Some(start_leading(&ctx));
             }
             (false, true) => {
                 tracing::warn!(identity = %lease.identity, "lost the leader Lease; stopping every writer");
                 ctx.metrics.leader.set(0);
+                stop_serving(&ctx);
                 if let Some(mut t) = tasks.take() {
                     t.shutdown().await;
                 }
@@ -122,6 +132,7 @@ pub async fn run(
             _ = shutdown.changed() => break,
         }
     }
+    stop_serving(&ctx);
     if let Some(mut t) = tasks.take() {
         t.shutdown().await;
     }

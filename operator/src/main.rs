@@ -5,6 +5,7 @@
 mod admin;
 mod args;
 mod context;
+mod control;
 mod error;
 mod leader;
 mod metrics;
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(run(args)) {
+            match rt.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -114,8 +115,30 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let listener = admin::bind(args.admin_listen)
         .await
         .map_err(|e| format!("cannot listen on --admin-listen {}: {e}", args.admin_listen))?;
-    tracing::info!(admin = %args.admin_listen, identity = %identity, "gossamer-operator starting");
+    let control_listener = control::bind(args.control_listen).await.map_err(|e| {
+        format!(
+            "cannot listen on --control-listen {}: {e}",
+            args.control_listen
+        )
+    })?;
+    tracing::info!(admin = %args.admin_listen, control = %args.control_listen, identity = %identity, "gossamer-operator starting");
     let admin = tokio::spawn(admin::serve(listener, ctx.clone()));
+    let control = tokio::spawn(control::serve(
+        ctx.clone(),
+        control_listener,
+        control::ControlOptions {
+            insecure: args.control_insecure_dev_mode,
+            audience: args.token_audience.clone(),
+            tls: control::TlsOptions {
+                namespace: args.namespace.clone(),
+                ca_secret: args.ca_secret.clone(),
+                bundle_configmap: args.ca_bundle_configmap.clone(),
+                service: args.control_service.clone(),
+                extra_sans: args.control_extra_sans.clone(),
+                cert_lifetime: Duration::from_secs(args.control_cert_lifetime_secs),
+            },
+        },
+    ));
     let watches = tokio::spawn(watch::run(ctx.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -133,6 +156,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     let result = leader::run(ctx, lease, stop_rx).await;
     watches.abort();
+    control.abort();
     admin.abort();
     tracing::info!("stopped");
     result

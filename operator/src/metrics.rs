@@ -24,6 +24,11 @@ pub struct ClusterLabels {
     pub cluster: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -38,6 +43,8 @@ pub struct Metrics {
     pub leader: Gauge,
     pub index_members: Gauge,
     pub index_clusters: Gauge,
+    pub control_streams: Gauge,
+    pub control_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -56,6 +63,8 @@ impl Metrics {
         let leader = Gauge::default();
         let index_members = Gauge::default();
         let index_clusters = Gauge::default();
+        let control_streams = Gauge::default();
+        let control_refused = Family::<ReasonLabel, Counter>::default();
         registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -107,6 +116,16 @@ impl Metrics {
             "Gossip clusters in the index",
             index_clusters.clone(),
         );
+        registry.register(
+            "control_streams",
+            "Open control streams (sidecars subscribed to this replica)",
+            control_streams.clone(),
+        );
+        registry.register(
+            "control_refused",
+            "Control streams refused, by reason",
+            control_refused.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -120,6 +139,8 @@ impl Metrics {
             leader,
             index_members,
             index_clusters,
+            control_streams,
+            control_refused,
         }
     }
 

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossamer_operator_core::{build_snapshot, ClusterRef, Stamp, Versioner};
+use gossamer_operator_core::{
+    build_snapshot, ClusterRef, ClusterState, Snapshot, Stamp, Versioner,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
@@ -39,6 +41,17 @@ fn stamp_of(cm: &ConfigMap) -> Option<Stamp> {
         version: d.get("version")?.parse().ok()?,
         hash: d.get("hash")?.clone(),
     })
+}
+
+/// The key names of a stored snapshot.
+fn stored_keys(cm: &ConfigMap) -> Option<Vec<String>> {
+    let json: serde_json::Value =
+        serde_json::from_str(cm.data.as_ref()?.get("snapshot.json")?).ok()?;
+    json["keys"]
+        .as_array()?
+        .iter()
+        .map(|k| k["name"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The primary key's name in a stored snapshot.
@@ -68,6 +81,12 @@ async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
             name: cluster,
         };
         let stamp = stamp_of(&cm);
+        if let Some(keys) = stored_keys(&cm) {
+            ctx.published_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.clone(), keys);
+        }
         if let Some(p) = stored_primary(&cm) {
             ctx.primaries
                 .lock()
@@ -111,6 +130,12 @@ async fn publish(
             resource_version: None,
         });
         let Some(stamp) = entry.versioner.next(&hash) else {
+            tracing::debug!(cluster = %c, keys = snap.keys.len(), "snapshot unchanged");
+            // Stored already (by us, or by a previous leader): the streams
+            // still need it, e.g. right after a failover.
+            if let Some(last) = entry.versioner.last().cloned() {
+                offer(ctx, c, last, snap, &state);
+            }
             return Ok(());
         };
         // Plain strings and vectors always serialize.
@@ -163,6 +188,7 @@ async fn publish(
                     })
                     .set(stamp.version as i64);
                 tracing::info!(cluster = %c, version = stamp.version, networks = snap.networks.len(), keys = snap.keys.len(), peers = snap.peers.len(), "new config snapshot");
+                offer(ctx, c, stamp, snap, &state);
                 return Ok(());
             }
             // Someone else wrote it (a previous leader, or a stale cache):
@@ -182,6 +208,31 @@ async fn publish(
         }
     }
     Err(PublishError::Contended(format!("{}/{name}", c.namespace)))
+}
+
+/// Hands a stored version to the control streams, and remembers its
+/// primary (it stays primary until a successor is on every member) and its
+/// keys (a deleted key that left them never comes back).
+fn offer(ctx: &Context, c: &ClusterRef, stamp: Stamp, snap: Snapshot, state: &ClusterState) {
+    ctx.published_keys
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            c.clone(),
+            snap.keys.iter().map(|k| k.name.clone()).collect(),
+        );
+    {
+        let mut primaries = ctx.primaries.lock().unwrap_or_else(|p| p.into_inner());
+        match snap.primary() {
+            Some(p) => primaries.insert(c.clone(), p.to_string()),
+            None => primaries.remove(c),
+        };
+    }
+    let members: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
+    if ctx.hub.offer(c, stamp, snap, &members) {
+        // Every ACK was of an older version now.
+        ctx.reports_changed(c);
+    }
 }
 
 /// Runs until the task is dropped (leadership lost or shutdown).
@@ -204,6 +255,7 @@ pub async fn run(ctx: Arc<Context>) {
     }
     loop {
         let dirty = ctx.index().take_dirty();
+        tracing::debug!(clusters = dirty.len(), "rebuilding changed snapshots");
         ctx.metrics.snapshot_queue.set(dirty.len() as i64);
         for (i, c) in dirty.iter().enumerate() {
             if let Err(e) = publish(&ctx, &mut stored, c).await {

@@ -26,6 +26,7 @@
 
 mod binaries;
 mod cluster;
+pub mod control;
 mod error;
 mod flags;
 mod keys;

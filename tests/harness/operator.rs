@@ -18,6 +18,12 @@ use crate::{free_ports, operator_binary, test_temp_dir, workspace_root};
 pub const OPERATOR_NAMESPACE: &str = "gossamer-system";
 /// The operator's ServiceAccount.
 pub const OPERATOR_ACCOUNT: &str = "gossamer-operator";
+/// The Secret holding the control stream's CA (in [`OPERATOR_NAMESPACE`]).
+pub const CA_SECRET: &str = "gossamer-ca";
+/// The ConfigMap publishing the CA certificate (key `ca.crt`).
+pub const CA_BUNDLE_CONFIGMAP: &str = "gossamer-ca-bundle";
+/// A DNS name of the operator Service the serving certificate carries.
+pub const CONTROL_SERVICE_DNS: &str = "gossamer-operator.gossamer-system.svc";
 
 /// How to start one operator replica.
 #[derive(Debug, Clone)]
@@ -32,6 +38,13 @@ pub struct OperatorOptions {
     pub lease_grace_secs: u64,
     /// `--log-format json` instead of text.
     pub json_logs: bool,
+    /// `--control-extra-san`: more names of the control stream's serving
+    /// certificate (the Service's DNS names are always there).
+    pub control_extra_sans: Vec<String>,
+    /// `--control-cert-lifetime-secs`, when set.
+    pub control_cert_lifetime_secs: Option<u64>,
+    /// `--control-insecure-dev-mode`: no TLS, no TokenReview.
+    pub control_insecure: bool,
 }
 
 impl OperatorOptions {
@@ -44,6 +57,9 @@ impl OperatorOptions {
             lease_duration_secs: 6,
             lease_grace_secs: 2,
             json_logs: false,
+            control_extra_sans: vec!["127.0.0.1".into()],
+            control_cert_lifetime_secs: None,
+            control_insecure: false,
         }
     }
 }
@@ -92,6 +108,7 @@ pub fn install(cp: &ControlPlane) -> Result<()> {
 pub struct Operator {
     proc: Supervised,
     admin_port: u16,
+    control_port: u16,
     identity: String,
 }
 
@@ -105,7 +122,8 @@ impl Operator {
         install(cp)?;
         let kubeconfig = cp.token_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)?;
         let bin = operator_binary();
-        let admin_port = free_ports(1)[0];
+        let ports = free_ports(2);
+        let (admin_port, control_port) = (ports[0], ports[1]);
         let dir = test_temp_dir().join("operators");
         create_dir(&dir)?;
         static SEQ: AtomicU32 = AtomicU32::new(1);
@@ -127,7 +145,18 @@ impl Operator {
             opts.lease_grace_secs.to_string(),
             "--admin-listen".into(),
             format!("127.0.0.1:{admin_port}"),
+            "--control-listen".into(),
+            format!("127.0.0.1:{control_port}"),
         ];
+        for san in &opts.control_extra_sans {
+            args.extend(["--control-extra-san".into(), san.clone()]);
+        }
+        if let Some(secs) = opts.control_cert_lifetime_secs {
+            args.extend(["--control-cert-lifetime-secs".into(), secs.to_string()]);
+        }
+        if opts.control_insecure {
+            args.push("--control-insecure-dev-mode".into());
+        }
         if opts.json_logs {
             args.extend(["--log-format".into(), "json".into()]);
         }
@@ -141,6 +170,7 @@ impl Operator {
         let op = Operator {
             proc,
             admin_port,
+            control_port,
             identity: opts.identity,
         };
         op.wait_ready(Duration::from_secs(60))?;
@@ -150,6 +180,11 @@ impl Operator {
     /// The replica's identity.
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// The port of the control stream, on 127.0.0.1.
+    pub fn control_port(&self) -> u16 {
+        self.control_port
     }
 
     /// The process id.

@@ -14,6 +14,10 @@
 //!   the namespace); otherwise once it is not the primary, every member has
 //!   reported, and none names it as its primary.
 //!
+//! - a deleted key the last published snapshot no longer carries stays out
+//!   (and its finalizer may go): it left when that was safe, and a new
+//!   version (whose ACKs are not in yet) must not bring it back.
+//!
 //! Reports count only when they describe the current snapshot: the runtime
 //! fills [`KeyReports`] from members that acknowledged it, so a member that
 //! has not applied the latest keyring is never counted as safe.
@@ -50,17 +54,33 @@ pub struct KeyPlan {
 
 /// Decides every key's phase for a cluster of `members` sidecars;
 /// `last_primary` is the primary key's name in the last published snapshot.
+/// The same as [`plan_keys_after`] without knowing that snapshot's keys.
 pub fn plan_keys(
     keys: &[KeyInput],
     members: u32,
     reports: &KeyReports,
     last_primary: Option<&str>,
 ) -> KeyPlan {
+    plan_keys_after(keys, members, reports, last_primary, None)
+}
+
+/// Decides every key's phase; `last_keys` are the key names of the last
+/// published snapshot, when known: a deleted key absent there stays out.
+pub fn plan_keys_after(
+    keys: &[KeyInput],
+    members: u32,
+    reports: &KeyReports,
+    last_primary: Option<&str>,
+    last_keys: Option<&[String]>,
+) -> KeyPlan {
     let holders = |fp: &str| reports.holders.get(fp).copied().unwrap_or(0);
     let installed = |fp: &str| members == 0 || holders(fp) >= members;
-    // Usable keys, oldest first.
+    // Retiring => removed, for good: it already left the keyrings.
+    let gone = |k: &KeyInput| k.deleting && last_keys.is_some_and(|ks| !ks.contains(&k.name));
+    // Usable keys still in the keyrings, oldest first.
     let mut usable: Vec<(&KeyInput, &str)> = keys
         .iter()
+        .filter(|k| !gone(k))
         .filter_map(|k| k.material.as_ref().ok().map(|m| (k, m.fingerprint())))
         .collect();
     usable.sort_by(|a, b| (&a.0.created, &a.0.name).cmp(&(&b.0.created, &b.0.name)));
@@ -103,8 +123,9 @@ pub fn plan_keys(
                 Ok(m) => {
                     let fp = m.fingerprint();
                     let encrypting = reports.encrypting.get(fp).copied().unwrap_or(0);
-                    let removable =
-                        members == 0 || (!is_primary && everyone_reported && encrypting == 0);
+                    let removable = members == 0
+                        || gone(k)
+                        || (!is_primary && everyone_reported && encrypting == 0);
                     let (phase, state) = if k.deleting {
                         // Retiring => removed once nobody encrypts with it.
                         // Until a successor is everywhere it may still be
@@ -291,6 +312,39 @@ mod tests {
         let plan = plan_keys(&keys, 2, &reports, Some("old"));
         assert_eq!(plan.primary.as_deref(), Some("new"));
         assert_eq!(plan.decisions[0].state, Some(KeyState::Retiring));
+    }
+
+    #[test]
+    fn a_removed_key_stays_out_while_acks_of_the_next_version_are_missing() {
+        let mut keys = [
+            key("old", "2026-01-01T00:00:00Z", 0),
+            key("new", "2026-02-01T00:00:00Z", 1),
+        ];
+        keys[0].deleting = true;
+        // The last snapshot still carried "old": without reports it stays.
+        let carried = ["old".to_string(), "new".to_string()];
+        let plan = plan_keys_after(
+            &keys,
+            2,
+            &KeyReports::default(),
+            Some("new"),
+            Some(&carried),
+        );
+        assert_eq!(plan.decisions[0].state, Some(KeyState::Retiring));
+        assert!(!plan.decisions[0].release);
+        // The last snapshot removed it (it was safe then); the new version
+        // has no ACKs yet, and still it does not come back.
+        let removed = ["new".to_string()];
+        let plan = plan_keys_after(
+            &keys,
+            2,
+            &KeyReports::default(),
+            Some("new"),
+            Some(&removed),
+        );
+        assert_eq!(plan.decisions[0].state, None);
+        assert!(plan.decisions[0].release);
+        assert_eq!(plan.primary.as_deref(), Some("new"));
     }
 
     #[test]

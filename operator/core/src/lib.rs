@@ -9,18 +9,24 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod hello;
 mod keys;
 mod network_id;
 mod problem;
+mod reports;
 mod selector;
 mod snapshot;
 mod state;
 mod status;
 mod version;
 
-pub use keys::{plan_keys, KeyDecision, KeyPlan};
+pub use hello::{check_hello, HelloClaim, HelloRefusal, PodIdentity, RefusalKind};
+pub use keys::{plan_keys, plan_keys_after, KeyDecision, KeyPlan};
 pub use network_id::network_id;
 pub use problem::Problem;
+pub use reports::{
+    aggregate, Aggregate, Departed, MemberReport, Rejection, StatusSummary, MAX_NACK_MESSAGE,
+};
 pub use selector::Selector;
 pub use snapshot::{
     build_snapshot, GossipSettings, KeyBytes, KeyState, Snapshot, SnapshotKey, SnapshotNetwork,

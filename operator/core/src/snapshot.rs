@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::{plan_keys, resolve_peers, ClusterRef, ClusterState, Selector};
+use crate::{plan_keys_after, resolve_peers, ClusterRef, ClusterState, Selector};
 
 /// Gossip settings every sidecar of a cluster shares (set once per cluster
 /// by the operator's configuration, not per network).
@@ -120,11 +120,12 @@ pub fn build_snapshot(
     state: &ClusterState,
     gossip: &GossipSettings,
 ) -> Snapshot {
-    let plan = plan_keys(
+    let plan = plan_keys_after(
         &state.keys,
         state.members.len() as u32,
         &state.key_reports,
         state.last_primary.as_deref(),
+        state.last_keys.as_deref(),
     );
     let mut keyed: Vec<(&str, &str, SnapshotKey)> = Vec::new();
     for (input, decision) in state.keys.iter().zip(&plan.decisions) {

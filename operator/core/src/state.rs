@@ -39,6 +39,8 @@ pub struct ClusterState {
     pub key_reports: KeyReports,
     /// The primary key's name in the last published snapshot.
     pub last_primary: Option<String>,
+    /// The key names of the last published snapshot, when known.
+    pub last_keys: Option<Vec<String>>,
 }
 
 /// A GossipNetwork as the decisions need it.

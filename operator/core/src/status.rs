@@ -9,6 +9,29 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::{ClusterState, KeyDecision, Member, NetworkInput, PeersInput, Problem, Selector};
 
+/// Degraded: a selected member refused the current snapshot (its sidecar
+/// keeps the last good one); the message carries the first refusal.
+fn degraded(rejected: &[&crate::Rejection]) -> Cond<'static> {
+    match rejected.first() {
+        None => Cond {
+            type_: "Degraded",
+            ok: false,
+            reason: "AsExpected",
+            message: String::new(),
+        },
+        Some(first) => Cond {
+            type_: "Degraded",
+            ok: true,
+            reason: "SnapshotRejected",
+            message: if rejected.len() == 1 {
+                first.to_string()
+            } else {
+                format!("{} members rejected the snapshot; {first}", rejected.len())
+            },
+        },
+    }
+}
+
 /// What the sidecars acknowledged (filled by the control stream; zero until
 /// sidecars connect).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +40,8 @@ pub struct Acks {
     pub running: Vec<String>,
     /// Entries members report, by network name.
     pub entries: std::collections::HashMap<String, u64>,
+    /// Members that refused the current version.
+    pub rejected: Vec<crate::Rejection>,
 }
 
 /// One condition, with its transition time kept when its status holds.
@@ -135,7 +160,13 @@ pub fn network_status(
                     ),
                 },
                 converged(n, running),
-                Cond { type_: "Degraded", ok: false, reason: "AsExpected", message: String::new() },
+                degraded(
+                    &acks
+                        .rejected
+                        .iter()
+                        .filter(|r| members.iter().any(|m| m.name == r.member))
+                        .collect::<Vec<_>>(),
+                ),
             ];
             GossipNetworkStatus {
                 observed_generation: generation,
@@ -302,6 +333,59 @@ mod tests {
             .conditions
             .iter()
             .all(|c| c.last_transition_time == at(100)));
+    }
+
+    #[test]
+    fn a_rejected_snapshot_degrades_the_networks_of_that_member() {
+        let net = NetworkInput {
+            name: "n".into(),
+            uid: "u".into(),
+            selector: Default::default(),
+            tables: vec![],
+        };
+        let state = ClusterState {
+            members: vec![Member {
+                name: "web-0".into(),
+                labels: Default::default(),
+                ip: None,
+                ready: false,
+                started: None,
+            }],
+            ..Default::default()
+        };
+        let acks = Acks {
+            rejected: vec![crate::Rejection {
+                member: "web-0".into(),
+                version: 4,
+                code: 3,
+                message: "unknown profile".into(),
+            }],
+            ..Default::default()
+        };
+        let st = network_status(&net, &state, &acks, Some(1), None, &at(100));
+        let d = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "SnapshotRejected")
+        );
+        assert_eq!(
+            d.message,
+            "member web-0 rejected snapshot version 4 (code 3): unknown profile"
+        );
+        // Someone else's refusal is not this network's problem.
+        let mut other = acks.clone();
+        other.rejected[0].member = "api-0".into();
+        let st = network_status(&net, &state, &other, Some(1), None, &at(100));
+        let d = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .unwrap();
+        assert_eq!(d.status, "False");
     }
 
     #[test]

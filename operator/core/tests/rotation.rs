@@ -28,6 +28,10 @@ enum Ev {
     Apply(usize),
     /// The operator rebuilds the snapshot from what it knows.
     Rebuild,
+    /// The key reconciler catches up: a deleted key the snapshot no longer
+    /// carries loses its finalizer and its object goes away. It runs
+    /// apart from rebuilds, so rebuilds may see such keys still there.
+    Release,
 }
 
 fn ev() -> impl Strategy<Value = Ev> {
@@ -38,6 +42,7 @@ fn ev() -> impl Strategy<Value = Ev> {
         1 => (0usize..8).prop_map(Ev::Leave),
         4 => (0usize..8).prop_map(Ev::Apply),
         3 => Just(Ev::Rebuild),
+        1 => Just(Ev::Release),
     ]
 }
 
@@ -92,6 +97,10 @@ impl World {
                 .current
                 .as_ref()
                 .and_then(|s| s.primary().map(str::to_string)),
+            last_keys: self
+                .current
+                .as_ref()
+                .map(|s| s.keys.iter().map(|k| k.name.clone()).collect()),
             ..Default::default()
         }
     }
@@ -151,6 +160,18 @@ impl World {
                 }
             }
         }
+        // A deleted key that left the keyrings never comes back: a new
+        // version has no ACKs yet, and that must not undo a removal.
+        if let Some(old) = &self.current {
+            for k in &next.keys {
+                let deleting = self.keys.iter().any(|i| i.name == k.name && i.deleting);
+                prop_assert!(
+                    !deleting || old.keys.iter().any(|o| o.name == k.name),
+                    "deleted key {} came back after it left the keyrings",
+                    k.name
+                );
+            }
+        }
         self.version += 1;
         self.current = Some(next);
         Ok(())
@@ -202,11 +223,12 @@ impl World {
             }
             Ev::Apply(i) => self.apply(i),
             Ev::Rebuild => self.rebuild()?,
-        }
-        // A released key's object goes away (its finalizer is gone).
-        if let Some(s) = &self.current {
-            self.keys
-                .retain(|k| !k.deleting || s.keys.iter().any(|sk| sk.name == k.name));
+            Ev::Release => {
+                if let Some(s) = &self.current {
+                    self.keys
+                        .retain(|k| !k.deleting || s.keys.iter().any(|sk| sk.name == k.name));
+                }
+            }
         }
         Ok(())
     }

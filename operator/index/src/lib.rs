@@ -91,11 +91,16 @@ impl Index {
             selector: n.spec.member_selector.clone(),
             tables: n.spec.tables.iter().map(|t| t.name.clone()).collect(),
         };
+        // An unchanged object leaves the cluster as dirty as it was: a
+        // change filed before (a key's bytes, a report) must not be lost.
+        let was_dirty = self.dirty.contains(&c);
         let objs = self.objects(&c);
         if objs.networks.get(&input.name) != Some(&input) {
             objs.networks.insert(input.name.clone(), input);
         } else {
-            self.dirty.remove(&c);
+            if !was_dirty {
+                self.dirty.remove(&c);
+            }
         }
     }
 
@@ -130,10 +135,15 @@ impl Index {
             .unwrap_or_default();
         let deleting = k.metadata.deletion_timestamp.is_some();
         let ns = c.namespace.clone();
+        // An unchanged object leaves the cluster as dirty as it was: a
+        // change filed before (a key's bytes, a report) must not be lost.
+        let was_dirty = self.dirty.contains(&c);
         let objs = self.objects(&c);
         match objs.keys.get_mut(&name) {
             Some(entry) if entry.created == created && entry.deleting == deleting => {
-                self.dirty.remove(&c);
+                if !was_dirty {
+                    self.dirty.remove(&c);
+                }
             }
             Some(entry) if entry.created == created => entry.deleting = deleting,
             _ => {
@@ -185,11 +195,16 @@ impl Index {
             static_peers: p.spec.r#static.clone(),
             from_members: p.spec.from_members.clone(),
         };
+        // An unchanged object leaves the cluster as dirty as it was: a
+        // change filed before (a key's bytes, a report) must not be lost.
+        let was_dirty = self.dirty.contains(&c);
         let objs = self.objects(&c);
         if objs.peers.get(&input.name) != Some(&input) {
             objs.peers.insert(input.name.clone(), input);
         } else {
-            self.dirty.remove(&c);
+            if !was_dirty {
+                self.dirty.remove(&c);
+            }
         }
     }
 
@@ -235,11 +250,16 @@ impl Index {
                 .map(|t| t.0.to_string()),
         };
         self.pod_cluster.insert(key, c.clone());
+        // An unchanged object leaves the cluster as dirty as it was: a
+        // change filed before (a key's bytes, a report) must not be lost.
+        let was_dirty = self.dirty.contains(&c);
         let objs = self.objects(&c);
         if objs.members.get(&name) != Some(&member) {
             objs.members.insert(name, member);
         } else {
-            self.dirty.remove(&c);
+            if !was_dirty {
+                self.dirty.remove(&c);
+            }
         }
     }
 
@@ -273,6 +293,7 @@ impl Index {
             members: o.members.values().cloned().collect(),
             key_reports: o.key_reports.clone(),
             last_primary: None,
+            last_keys: None,
         }
     }
 

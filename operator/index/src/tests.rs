@@ -88,3 +88,18 @@ fn clusters_of_other_namespaces_never_mix() {
     assert_eq!(ix.clusters(), [c("bank", "default"), c("shop", "default")]);
     assert_eq!(ix.objects_of(&c("shop", "default")).networks, ["endpoints"]);
 }
+
+#[test]
+fn an_unchanged_object_keeps_a_pending_change_of_its_cluster() {
+    let mut ix = Index::new();
+    ix.apply_network(&network("shop", "n", "default"));
+    assert_eq!(ix.take_dirty(), [c("shop", "default")]);
+    // Something else changed the cluster (a key's bytes, a report) ...
+    ix.mark_dirty(c("shop", "default"));
+    // ... and an unchanged object arrives before the rebuild.
+    ix.apply_network(&network("shop", "n", "default"));
+    assert_eq!(ix.take_dirty(), [c("shop", "default")]);
+    // With nothing pending, an unchanged object changes nothing.
+    ix.apply_network(&network("shop", "n", "default"));
+    assert!(ix.take_dirty().is_empty());
+}

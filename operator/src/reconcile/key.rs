@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gossamer_operator_api::{GossipKey, KEY_FINALIZER};
-use gossamer_operator_core::{key_status, plan_keys, KeyMaterial, Problem};
+use gossamer_operator_core::{key_status, plan_keys_after, KeyMaterial, Problem};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::ByteString;
@@ -57,11 +57,12 @@ async fn reconcile_inner(key: Arc<GossipKey>, ctx: Arc<Context>) -> Result<Actio
     ctx.snapshot_wake.notify_one();
 
     let members = state.members.len() as u32;
-    let plan = plan_keys(
+    let plan = plan_keys_after(
         &state.keys,
         members,
         &state.key_reports,
         state.last_primary.as_deref(),
+        state.last_keys.as_deref(),
     );
     let Some(decision) = plan.decisions.iter().find(|d| d.name == name) else {
         // The index lost the key between our write and read: a delete raced

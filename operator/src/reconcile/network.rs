@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use gossamer_operator_api::GossipNetwork;
-use gossamer_operator_core::{network_status, Acks, NetworkInput, Selector};
+use gossamer_operator_core::{network_status, NetworkInput, Selector};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
@@ -24,11 +24,8 @@ async fn reconcile_inner(net: Arc<GossipNetwork>, ctx: Arc<Context>) -> Result<A
         .uid()
         .ok_or_else(|| Error::MissingField(net.name_any(), "uid"))?;
     let c = cluster_ref(Some(ns.clone()), &net.spec.cluster);
-    let state = {
-        let mut ix = ctx.index();
-        ix.apply_network(&net);
-        ix.cluster(&c)
-    };
+    ctx.index().apply_network(&net);
+    let state = ctx.cluster_state(&c);
     ctx.snapshot_wake.notify_one();
     let input = NetworkInput {
         name: net.name_any(),
@@ -49,7 +46,7 @@ async fn reconcile_inner(net: Arc<GossipNetwork>, ctx: Arc<Context>) -> Result<A
     let status = network_status(
         &input,
         &state,
-        &Acks::default(),
+        &ctx.acks(&c),
         net.metadata.generation,
         old,
         &now(),
