@@ -321,6 +321,9 @@ impl ControlPlane {
                 "--kubelet-client-key={}",
                 pki("apiserver-kubelet-client.key")
             ),
+            // A test node's name does not resolve; its InternalIP does
+            // (logs, exec, port-forward).
+            "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
         ]
     }
 

@@ -43,8 +43,11 @@ mod binaries;
 mod block_on;
 mod builder;
 mod control_plane;
+mod host;
+mod images;
 mod kubeconfig;
 mod kubectl;
+mod node;
 mod pki;
 mod ready;
 mod supervised;
@@ -54,7 +57,9 @@ pub use builder::{
     ControlPlaneBuilder, DEFAULT_READY_TIMEOUT, DEFAULT_SERVICE_CIDR, GOSSAMER_AUDIENCE, ISSUER,
 };
 pub use control_plane::{ControlPlane, ProcessInfo};
+pub use images::{NodeImages, IMAGES_ENV, OPERATOR_IMAGE, PAUSE_IMAGE, SIDECAR_IMAGE};
 pub use kubectl::KubectlOutput;
+pub use node::{Node, BRIDGE, NODE_NAME, NODE_READY_TIMEOUT, POD_CIDR};
 pub use pki::{CertFiles, CertRequest, Pki, Usage};
 /// For other harness parts that run processes (kubelet, the operator): the
 /// same supervision and log helpers.
