@@ -103,7 +103,8 @@ record_baseline() {
 in_baseline() { grep -qxF -- "$1" "$state/baseline" 2>/dev/null; }
 
 kill_processes() {
-  local pid exe cmd n=0
+  local pid exe cmd
+  local -A killed=()
   for pid in /proc/[0-9]*; do
     pid=${pid#/proc/}
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
@@ -113,14 +114,15 @@ kill_processes() {
     esac
     cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
     case "$cmd" in
-      *"$state"*) kill -KILL "$pid" 2>/dev/null && n=$((n + 1)) ;;
+      *"$state"*) kill -KILL "$pid" 2>/dev/null && killed[$pid]=1 ;;
     esac
   done
-  # Containers: every process in the kubelet's cgroups (any hierarchy).
+  # Containers: every process in the kubelet's cgroups (any hierarchy; a
+  # process is listed in each).
   while read -r pid; do
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && n=$((n + 1))
-  done < <(find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null)
-  log "killed $n processes"
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && killed[$pid]=1
+  done < <(find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+  log "killed ${#killed[@]} processes"
 }
 
 # Mount points under our paths, deepest first.
