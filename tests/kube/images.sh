@@ -37,8 +37,11 @@ done
 
 if [ -z "${SIDECAR_BIN:-}" ] || [ -z "${OPERATOR_BIN:-}" ]; then
   target="${CARGO_TARGET_DIR:-$top/target}"
+  # One package per build, as the test harness builds them
+  # (tests/harness/binaries.rs), so that its builds find these fresh.
   log "building gossamer-sidecar and gossamer-operator (cargo build)"
-  (cd "$top" && cargo build -q -p gossamer-sidecar --bin gossamer-sidecar -p gossamer-operator --bin gossamer-operator)
+  (cd "$top" && cargo build -q -p gossamer-sidecar --bin gossamer-sidecar)
+  (cd "$top" && cargo build -q -p gossamer-operator --bin gossamer-operator)
   SIDECAR_BIN="${SIDECAR_BIN:-$target/debug/gossamer-sidecar}"
   OPERATOR_BIN="${OPERATOR_BIN:-$target/debug/gossamer-operator}"
 fi
