@@ -104,13 +104,19 @@ impl Node {
     /// Starts a node for `cp` and waits until it is Ready.
     ///
     /// # Errors
-    /// If a program or image is missing (the message says how to install
-    /// or build it), another node's cleanup takes over 15 minutes, a part
+    /// If this process is not root, a program or image is missing (the
+    /// message says how to install or build it), another node's cleanup takes over 15 minutes, a part
     /// exits or the Node is not Ready in [`NODE_READY_TIMEOUT`]; the
     /// message holds the relevant log's tail. Whatever started is stopped
     /// and cleaned up before this returns.
     pub fn start(cp: &ControlPlane) -> Result<Node> {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
+        if !running_as_root() {
+            return Err(Error::new(
+                "the test node needs root: containerd, runc, the CNI plugins, iptables and \
+                 the kubelet change the host's mounts, network and cgroups; run the test as root",
+            ));
+        }
         for (path, package) in HOST_PROGRAMS {
             if !Path::new(path).is_file() {
                 return Err(Error::new(format!(
@@ -651,6 +657,17 @@ impl Janitor {
             }
         }
     }
+}
+
+/// Whether this process's effective user is root (from /proc, no libc).
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let uids = s.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            uids.split_whitespace().nth(1).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
 }
 
 /// The host's address towards its default route: the node's InternalIP
