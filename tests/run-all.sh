@@ -8,11 +8,12 @@ source tests/setup.sh
 step() { printf '\n=== %s\n' "$*" >&2; }
 
 # The real-cluster tests run the Kubernetes binaries built from the Go
-# module proxy (seconds when cached, about 20 minutes cold). Built before
-# the cargo steps so a failure shows here, not as a test failure.
-step "Kubernetes binaries"
-kube_bin="$(bash tests/kube/install.sh | tail -n 1)"
-[ -x "$kube_bin/kube-apiserver" ] || { echo "tests/kube/install.sh printed no usable folder: $kube_bin" >&2; exit 1; }
+# module proxy (seconds when cached, about 20 minutes cold) and, for the
+# test node, Debian's containerd, runc and CNI plugins. Built before the
+# cargo steps so a failure shows here, not as a test failure.
+step "Kubernetes binaries and node parts"
+kube_bin="$(bash tests/kube/node-install.sh | tail -n 1)"
+[ -x "$kube_bin/kubelet" ] || { echo "tests/kube/node-install.sh printed no usable folder: $kube_bin" >&2; exit 1; }
 export GOSSAMER_KUBE_BIN="$kube_bin"
 
 step "format"
@@ -30,5 +31,10 @@ step "benches compile"
 cargo bench --workspace --no-run -q
 step "fuzz smoke run (each target ${FUZZ_SECS:-15} s)"
 bash tests/fuzz-smoke.sh
+# The test node's images (sidecar, operator, pause) as OCI archives, from
+# this checkout's binaries; seconds when the binaries did not change.
+step "node images"
+images="$(bash tests/kube/images.sh "$CARGO_TARGET_DIR/images" | tail -n 1)"
+export GOSSAMER_IMAGES="$images"
 step "tests"
 cargo test --workspace --no-fail-fast

@@ -7,7 +7,9 @@
 # Binaries land in ~/.cache/gossamer/kube/<kube>-etcd<etcd>-helm<helm>/bin
 # (KUBE_BIN_DIR overrides), which is printed on the last line. Idempotent: a
 # binary already built for these versions is kept. Extra components (kubelet,
-# kube-scheduler, kube-proxy) are built when named in KUBE_EXTRA.
+# kube-scheduler, kube-proxy) are built when named in KUBE_EXTRA;
+# tests/kube/node-install.sh builds them with the Debian packages a test
+# node needs.
 #
 # Usage: bash tests/kube/install.sh            # prints the bin folder
 set -euo pipefail

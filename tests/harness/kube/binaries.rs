@@ -66,9 +66,8 @@ impl KubeBinaries {
         } else {
             Err(Error::new(format!(
                 "Kubernetes binary {} is missing or not executable. Build it with \
-                 `bash tests/kube/install.sh` (node parts: `KUBE_EXTRA=\"kubelet kube-proxy\" \
-                 bash tests/kube/install.sh`) and export {KUBE_BIN_ENV} as the folder it prints \
-                 on its last line",
+                 `bash tests/kube/install.sh` (node parts: `bash tests/kube/node-install.sh`) \
+                 and export {KUBE_BIN_ENV} as the folder it prints on its last line",
                 path.display()
             )))
         }

@@ -29,8 +29,8 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Options of a [`ControlPlane`]; [`ControlPlane::builder`] makes one.
 ///
-/// Node parts (kubelet, containerd, CNI, kube-proxy, CoreDNS) are meant to
-/// become further options here, started after the control plane is ready
+/// Node parts (containerd, CNI, kube-scheduler, kubelet, kube-proxy) join
+/// a started control plane through [`Node::start`](crate::kube::Node::start),
 /// with the same PKI ([`CertRequest::kubelet`]) and the same supervision.
 #[derive(Clone, Debug)]
 pub struct ControlPlaneBuilder {
@@ -321,6 +321,9 @@ impl ControlPlane {
                 "--kubelet-client-key={}",
                 pki("apiserver-kubelet-client.key")
             ),
+            // A test node's name does not resolve; its InternalIP does
+            // (logs, exec, port-forward).
+            "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
         ]
     }
 

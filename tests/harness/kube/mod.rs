@@ -28,23 +28,24 @@
 //! `bash tests/kube/install.sh`; a missing binary is an error that says how
 //! to build it. Tests fail on it; they never skip.
 //!
-//! # Growing into a node
+//! # A node
 //!
-//! kubelet, containerd, CNI, kube-proxy and CoreDNS are meant to join as
-//! options of [`ControlPlaneBuilder`], started after the control plane is
-//! ready: certificates from [`ControlPlane::pki`] ([`CertRequest::kubelet`]
-//! is the Node authorizer's `system:node:<name>` in `system:nodes`), the
-//! same supervision, and kube-apiserver already holds a kubelet client
-//! certificate and signs CSRs with the cluster CA. Pods reaching the API
-//! server through the `kubernetes` Service will need a non-loopback
-//! advertise address (today 127.0.0.1 with the endpoint reconciler off).
+//! [`Node::start`] adds containerd (with runc), a CNI bridge, kube-scheduler,
+//! kubelet and kube-proxy to a control plane, so real Pods run; the images
+//! are OCI archives ([`NodeImages`]) imported without a registry. See the
+//! `node` module for what it changes on the host and how that is undone.
+//! Pods cannot reach the API server yet: it listens on 127.0.0.1 with the
+//! endpoint reconciler off.
 
 mod binaries;
 mod block_on;
 mod builder;
 mod control_plane;
+mod host;
+mod images;
 mod kubeconfig;
 mod kubectl;
+mod node;
 mod pki;
 mod ready;
 mod supervised;
@@ -54,7 +55,9 @@ pub use builder::{
     ControlPlaneBuilder, DEFAULT_READY_TIMEOUT, DEFAULT_SERVICE_CIDR, GOSSAMER_AUDIENCE, ISSUER,
 };
 pub use control_plane::{ControlPlane, ProcessInfo};
+pub use images::{NodeImages, IMAGES_ENV, OPERATOR_IMAGE, PAUSE_IMAGE, SIDECAR_IMAGE};
 pub use kubectl::KubectlOutput;
+pub use node::{Node, BRIDGE, NODE_NAME, NODE_READY_TIMEOUT, POD_CIDR};
 pub use pki::{CertFiles, CertRequest, Pki, Usage};
 /// For other harness parts that run processes (kubelet, the operator): the
 /// same supervision and log helpers.

@@ -1,0 +1,3 @@
+module gossamer.dev/pause
+
+go 1.24
