@@ -160,9 +160,6 @@ struct ControlArgs {
     /// The Pod's namespace.
     #[arg(long, env = "POD_NAMESPACE")]
     pod_namespace: Option<String>,
-    /// The Kubernetes node the Pod runs on.
-    #[arg(long, env = "NODE_NAME", default_value = "")]
-    node_name: String,
     /// Seconds between full resyncs with the operator (scaled up for
     /// clusters above 128 members).
     #[arg(long, default_value_t = 60)]
@@ -400,7 +397,7 @@ fn control_settings(
         cluster: need(&c.cluster, "--cluster", "GOSSAMER_CLUSTER")?,
         namespace: need(&c.pod_namespace, "--pod-namespace", "POD_NAMESPACE")?,
         pod_name: need(&c.pod_name, "--pod-name", "POD_NAME")?,
-        node_name: c.node_name.clone(),
+        node_name: String::new(),
         advertise: String::new(),
     };
     let label = identity.label();
@@ -447,6 +444,20 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
             .map(|(i, k)| k.key(i))
             .collect::<Result<_, _>>()?;
     }
+    // Under an operator the keyring comes from its snapshot, before the
+    // node exists: the first packet is already encrypted.
+    let control = match control {
+        Some(mut settings) => {
+            settings.identity.advertise = cfg.advertise.to_string();
+            settings.identity.node_name = cfg.name.clone();
+            let keys = control::initial_keys(&settings).await;
+            if !keys.is_empty() {
+                cfg.keys = keys;
+            }
+            Some(settings)
+        }
+        None => None,
+    };
     if let Some(v) = args.verify_incoming {
         cfg.gossip_verify_incoming = v;
     }

@@ -27,6 +27,7 @@
 mod binaries;
 mod cluster;
 pub mod control;
+pub mod leak;
 mod error;
 mod flags;
 mod keys;

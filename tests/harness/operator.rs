@@ -45,6 +45,9 @@ pub struct OperatorOptions {
     pub control_cert_lifetime_secs: Option<u64>,
     /// `--control-insecure-dev-mode`: no TLS, no TokenReview.
     pub control_insecure: bool,
+    /// The control stream's port; `None`: a free one. A replica that
+    /// replaces another takes its port, as a Service would route to it.
+    pub control_port: Option<u16>,
 }
 
 impl OperatorOptions {
@@ -60,6 +63,7 @@ impl OperatorOptions {
             control_extra_sans: vec!["127.0.0.1".into()],
             control_cert_lifetime_secs: None,
             control_insecure: false,
+            control_port: None,
         }
     }
 }
@@ -123,7 +127,7 @@ impl Operator {
         let kubeconfig = cp.token_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)?;
         let bin = operator_binary();
         let ports = free_ports(2);
-        let (admin_port, control_port) = (ports[0], ports[1]);
+        let (admin_port, control_port) = (ports[0], opts.control_port.unwrap_or(ports[1]));
         let dir = test_temp_dir().join("operators");
         create_dir(&dir)?;
         static SEQ: AtomicU32 = AtomicU32::new(1);

@@ -18,7 +18,7 @@ pub struct Identity {
     pub namespace: String,
     /// The Pod's name; also this node's memberlist name.
     pub pod_name: String,
-    /// The Kubernetes node the Pod runs on.
+    /// This node's memberlist name (the Pod's name unless set otherwise).
     pub node_name: String,
     /// The gossip address this node advertises.
     pub advertise: String,

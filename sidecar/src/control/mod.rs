@@ -181,35 +181,7 @@ impl Session {
         peers: &watch::Sender<Vec<String>>,
         status: &ControlStatus,
     ) -> Result<(), ControlError> {
-        let channel = connect(s).await?;
-        let token = read_token(s)?;
-        let (tx, rx) = mpsc::channel::<pb::SidecarMessage>(16);
-        let id = &s.identity;
-        send(
-            &tx,
-            pb::sidecar_message::Kind::Hello(pb::Hello {
-                cluster: id.cluster.clone(),
-                cluster_namespace: id.namespace.clone(),
-                pod_namespace: id.namespace.clone(),
-                pod_name: id.pod_name.clone(),
-                node_name: id.node_name.clone(),
-                advertise_address: id.advertise.clone(),
-                build_version: s.build_version.clone(),
-            }),
-        )
-        .await?;
-        let mut req = tonic::Request::new(ReceiverStream::new(rx));
-        let bearer = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| ControlError::Token {
-                path: s.token_file.clone(),
-                why: "it holds characters a header cannot carry".into(),
-            })?;
-        req.metadata_mut().insert("authorization", bearer);
-        let mut inbound = ControlClient::new(channel)
-            .subscribe(req)
-            .await?
-            .into_inner();
+        let (tx, mut inbound) = open(s).await?;
         status.set_connected(true);
         info!(endpoint = %s.endpoint, "control stream open");
 
@@ -376,6 +348,85 @@ impl Session {
             }
         }
     }
+}
+
+type Inbound = tonic::Streaming<pb::ConfigSnapshot>;
+
+/// Opens a stream: TLS, the token, the Hello.
+async fn open(
+    s: &ControlSettings,
+) -> Result<(mpsc::Sender<pb::SidecarMessage>, Inbound), ControlError> {
+    let channel = connect(s).await?;
+    let token = read_token(s)?;
+    let (tx, rx) = mpsc::channel::<pb::SidecarMessage>(16);
+    let id = &s.identity;
+    send(
+        &tx,
+        pb::sidecar_message::Kind::Hello(pb::Hello {
+            cluster: id.cluster.clone(),
+            cluster_namespace: id.namespace.clone(),
+            pod_namespace: id.namespace.clone(),
+            pod_name: id.pod_name.clone(),
+            node_name: id.node_name.clone(),
+            advertise_address: id.advertise.clone(),
+            build_version: s.build_version.clone(),
+        }),
+    )
+    .await?;
+    let mut req = tonic::Request::new(ReceiverStream::new(rx));
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| ControlError::Token {
+            path: s.token_file.clone(),
+            why: "it holds characters a header cannot carry".into(),
+        })?;
+    req.metadata_mut().insert("authorization", bearer);
+    let inbound = ControlClient::new(channel)
+        .subscribe(req)
+        .await?
+        .into_inner();
+    Ok((tx, inbound))
+}
+
+/// The keyring of the operator's current snapshot, primary first, read
+/// before the node starts: a sidecar under an operator gossips encrypted
+/// from its first packet, and never answers a peer before it holds the
+/// cluster's keys. Retries with backoff until the operator answers with a
+/// snapshot this node can run; the stream is then closed unanswered (the
+/// control loop opens its own and acknowledges).
+pub async fn initial_keys(s: &ControlSettings) -> Vec<crate::keyring::Key> {
+    let mut tries: u32 = 0;
+    loop {
+        let why = match first_snapshot(s).await {
+            Ok(mut want) => {
+                if let Some(p) = want.primary {
+                    want.keys.sort_by_key(|k| k.fingerprint() != p);
+                }
+                info!(
+                    keys = want.keys.len(),
+                    "the operator's keyring, before gossip starts"
+                );
+                return want.keys;
+            }
+            Err(e) => e,
+        };
+        tries = tries.saturating_add(1);
+        let wait = s.backoff.delay(tries, rand::random::<f64>());
+        if tries <= 3 || tries.is_power_of_two() {
+            warn!(error = %why, tries, retry_in = ?wait, "no configuration from the operator yet; gossip waits for it");
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn first_snapshot(s: &ControlSettings) -> Result<desired::Desired, String> {
+    let (_tx, mut inbound) = open(s).await.map_err(|e| e.to_string())?;
+    let snap = tokio::time::timeout(Duration::from_secs(30), inbound.message())
+        .await
+        .map_err(|_| "no snapshot within 30 s".to_string())?
+        .map_err(|e| ControlError::from(e).to_string())?
+        .ok_or_else(|| "the operator closed the stream".to_string())?;
+    convert::desired(&snap, &s.identity, &s.identity.label()).map_err(|e| e.to_string())
 }
 
 async fn send(

@@ -1,0 +1,493 @@
+//! Real sidecar processes under the real operator, over the control stream:
+//! TLS verified against the CA bundle the operator publishes, a TokenRequest
+//! token bound to a Pod object per sidecar, real etcd + kube-apiserver +
+//! kube-controller-manager. Pods stay Pending (no kubelet): the sidecars
+//! run as processes on loopback in their place.
+//!
+//! Eight sidecars start at the same moment with each other as seeds and
+//! converge; every snapshot version reaches all of them and their ACKs show
+//! in status; a key rotation under continuous writes loses no write and no
+//! packet; a deleted Pod's entries vanish at once; a sidecar restart and an
+//! operator restart resync with no manual step; no key byte appears in any
+//! log, status, Event or metric.
+
+// These tests drive real processes: their deadlines are wall-clock.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gossamer_proto::tables::v1 as pb;
+use gossamer_tests::kube::ControlPlane;
+use gossamer_tests::leak::find_leak;
+use gossamer_tests::operator::{Operator, OperatorOptions};
+use gossamer_tests::{control, free_ports, Flags, Kind, Peer};
+use pb::tables_client::TablesClient;
+
+const N: usize = 8;
+const WAIT: Duration = Duration::from_secs(60);
+const TABLE: &str = "backends";
+
+fn cp() -> &'static ControlPlane {
+    ControlPlane::shared().expect("the real control plane starts (tests/kube/install.sh builds it)")
+}
+
+fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn apply(yaml: &str) {
+    let out = cp().kubectl_apply_stdin(yaml).expect("kubectl runs");
+    assert!(out.success(), "kubectl apply failed:\n{yaml}\n{out:?}");
+}
+
+fn kubectl(args: &[&str]) -> String {
+    let out = cp().kubectl(args).expect("kubectl runs");
+    assert!(out.success(), "kubectl {args:?}: {out:?}");
+    out.stdout
+}
+
+fn jsonpath(ns: &str, kind: &str, name: &str, path: &str) -> String {
+    let out = cp()
+        .kubectl(&["get", kind, name, "-n", ns, "-o", &format!("jsonpath={path}")])
+        .expect("kubectl runs");
+    if out.success() {
+        out.stdout.trim().to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn wait_field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
+    let mut last = String::new();
+    wait(&format!("{kind}/{name} {path} == {want:?} (last {last:?})"), || {
+        last = jsonpath(ns, kind, name, path);
+        (last == want).then_some(())
+    });
+}
+
+/// One HTTP/1.1 GET over a plain socket; the body.
+fn http_get(port: u16, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The value of the sample `name` (exact, no labels).
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// One sidecar process standing in for Pod `name`.
+struct Sidecar {
+    name: String,
+    gossip: u16,
+    metrics: u16,
+    api: u16,
+    peer: Peer,
+}
+
+/// What every sidecar of a test shares.
+struct Setup {
+    ns: String,
+    dir: PathBuf,
+    control_port: u16,
+    ca: PathBuf,
+}
+
+impl Setup {
+    fn token_file(&self, pod: &str) -> PathBuf {
+        self.dir.join(format!("{pod}.token"))
+    }
+
+    /// Writes a fresh token for `pod` (the kubelet's rotation, by hand).
+    fn refresh_token(&self, pod: &str) {
+        let t = control::pod_token(cp(), &self.ns, pod, "gossamer").expect("a Pod token");
+        std::fs::write(self.token_file(pod), t).unwrap();
+    }
+
+    fn flags(&self, pod: &str, ports: (u16, u16), seeds: &[u16]) -> Flags {
+        let mut f = Flags::fast()
+            .arg(
+                "--control-endpoint",
+                format!("https://127.0.0.1:{}", self.control_port),
+            )
+            .arg("--control-ca", self.ca.display())
+            .arg("--control-token", self.token_file(pod).display())
+            .arg("--cluster", "default")
+            .arg("--pod-namespace", &self.ns)
+            .arg("--pod-name", pod)
+            .arg("--control-resync-secs", 5)
+            .arg("--metrics-listen", format!("127.0.0.1:{}", ports.0))
+            .arg("--api-listen", format!("127.0.0.1:{}", ports.1));
+        for s in seeds {
+            f = f.arg("--seed", format!("127.0.0.1:{s}"));
+        }
+        f
+    }
+
+    fn spawn(&self, pod: &str, gossip: u16, metrics: u16, api: u16, seeds: &[u16]) -> Sidecar {
+        let peer = Peer::spawn_at(
+            Kind::Rust,
+            pod,
+            gossip,
+            self.flags(pod, (metrics, api), seeds),
+        )
+        .unwrap_or_else(|e| panic!("sidecar {pod} starts: {e}"));
+        Sidecar {
+            name: pod.to_string(),
+            gossip,
+            metrics,
+            api,
+            peer,
+        }
+    }
+}
+
+impl Sidecar {
+    fn metrics(&self) -> String {
+        http_get(self.metrics, "/metrics")
+    }
+
+    fn applied(&self) -> Option<u64> {
+        sample(&self.metrics(), "gossamer_control_applied_version").map(|v| v as u64)
+    }
+}
+
+fn pod(ns: &str, name: &str) {
+    apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    app: web\n    gossamer.dev/cluster: default\nspec:\n  containers:\n  - name: app\n    image: gossamer.dev/none:0\n"
+    ));
+}
+
+fn network(ns: &str, tables: &str) {
+    apply(&format!(
+        "apiVersion: gossamer.dev/v1alpha1\nkind: GossipNetwork\nmetadata: {{name: endpoints, namespace: {ns}}}\nspec:\n  memberSelector: {{matchLabels: {{app: web}}}}\n  tables: [{tables}]\n"
+    ));
+}
+
+fn key(ns: &str, name: &str) {
+    apply(&format!(
+        "apiVersion: gossamer.dev/v1alpha1\nkind: GossipKey\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n"
+    ));
+}
+
+/// The hex of a generated key, read from its Secret.
+fn key_hex(ns: &str, name: &str) -> String {
+    let b64 = jsonpath(ns, "secret", &format!("gossamer-key-{name}"), "{.data.key}");
+    let out = std::process::Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b64.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("base64 runs");
+    out.stdout.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn operator(id: &str, port: Option<u16>) -> Operator {
+    let mut opts = OperatorOptions::new(id);
+    opts.control_port = port;
+    let op = Operator::start(cp(), opts).expect("the operator starts");
+    wait("the operator leads", || op.is_leader().then_some(()));
+    op
+}
+
+fn setup(prefix: &str, control_port: u16) -> Setup {
+    let ns = cp().namespace(prefix).expect("a fresh namespace");
+    let dir = std::env::temp_dir().join(format!("gossamer-{ns}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.crt");
+    let bundle = wait("the CA bundle", || control::ca_bundle(cp()).ok());
+    std::fs::write(&ca, bundle).unwrap();
+    Setup {
+        ns,
+        dir,
+        control_port,
+        ca,
+    }
+}
+
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+async fn api(port: u16) -> TablesClient<tonic::transport::Channel> {
+    TablesClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("the sidecar's API answers")
+}
+
+/// Every key of the table on `port`'s sidecar.
+fn keys_on(port: u16, network: &str) -> BTreeSet<String> {
+    rt().block_on(async {
+        let Ok(mut c) = TablesClient::connect(format!("http://127.0.0.1:{port}")).await else {
+            return BTreeSet::new();
+        };
+        c.list_table(pb::ListTableRequest {
+            network: network.into(),
+            table: TABLE.into(),
+        })
+        .await
+        .map(|r| r.into_inner().entries.into_iter().map(|e| e.key).collect())
+        .unwrap_or_default()
+    })
+}
+
+#[test]
+fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
+    let mut op = operator("sc1", None);
+    let s = setup("sidecars", op.control_port());
+    let ns = s.ns.clone();
+    network(&ns, &format!("{{name: {TABLE}}}"));
+    key(&ns, "k0");
+    wait_field(&ns, "gossipkey", "k0", "{.status.phase}", "Primary");
+    let names: Vec<String> = (0..N).map(|i| format!("web-{i}")).collect();
+    for n in &names {
+        pod(&ns, n);
+        s.refresh_token(n);
+    }
+    wait_field(&ns, "gossipnetwork", "endpoints", "{.status.members}", "8");
+    let nid = wait("the network id", || {
+        Some(jsonpath(&ns, "gossipnetwork", "endpoints", "{.status.networkId}"))
+            .filter(|v| !v.is_empty())
+    });
+
+    // All eight at the same moment, each with the others as seeds.
+    let ports = free_ports(3 * N);
+    let gossip: Vec<u16> = ports[..N].to_vec();
+    let started = Instant::now();
+    let mut cars: Vec<Sidecar> = thread::scope(|sc| {
+        let hs: Vec<_> = (0..N)
+            .map(|i| {
+                let seeds: Vec<u16> = (0..N).filter(|j| *j != i).map(|j| gossip[j]).collect();
+                let (s, names, ports) = (&s, &names, &ports);
+                sc.spawn(move || {
+                    s.spawn(&names[i], ports[i], ports[N + i], ports[2 * N + i], &seeds)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for c in &cars {
+        c.peer
+            .wait_for(|v| v.alive().len() == N, WAIT)
+            .unwrap_or_else(|e| panic!("{} never saw all {N}: {e}", c.name));
+    }
+    let converged = started.elapsed();
+
+    // Every sidecar runs the operator's current version, with its key and
+    // network, is ready, and the ACKs show in status.
+    let v1 = wait("every sidecar applied a snapshot", || {
+        let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
+        (vs.len() == 1).then(|| vs.into_iter().next().flatten()).flatten()
+    });
+    for c in &cars {
+        let m = c.metrics();
+        assert_eq!(sample(&m, "gossamer_keyring_keys"), Some(1.0), "{}", c.name);
+        assert_eq!(sample(&m, "gossamer_control_connected"), Some(1.0));
+        assert!(http_get(c.metrics, "/readyz").starts_with("HTTP/1.1 200"));
+    }
+    wait_field(&ns, "gossipnetwork", "endpoints", "{.status.acknowledged}", "8");
+    wait_field(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.conditions[?(@.type==\"Converged\")].status}",
+        "True",
+    );
+    eprintln!("8 sidecars converged {:.1} s after starting together; snapshot {v1}", converged.as_secs_f64());
+
+    // A snapshot change reaches all and is acknowledged by all.
+    network(&ns, &format!("{{name: {TABLE}}}, {{name: health}}"));
+    let t0 = Instant::now();
+    let v2 = wait("a new version everywhere", || {
+        let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
+        (vs.len() == 1).then(|| vs.into_iter().next().flatten()).flatten().filter(|v| *v > v1)
+    });
+    eprintln!("snapshot {v2} applied on all 8 in {:.2} s", t0.elapsed().as_secs_f64());
+    wait_field(&ns, "gossipnetwork", "endpoints", "{.status.acknowledged}", "8");
+
+    // Key rotation under continuous writes: every sidecar writes its own
+    // keys throughout; a new key, then the old one deleted.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written: Arc<Mutex<Vec<String>>> = Arc::default();
+    let writers: Vec<_> = cars
+        .iter()
+        .map(|c| {
+            let (stop, written, port, nid, name) =
+                (stop.clone(), written.clone(), c.api, nid.clone(), c.name.clone());
+            thread::spawn(move || {
+                rt().block_on(async {
+                    let mut client = api(port).await;
+                    // Bounded: at most 600 writes, one every 50 ms.
+                    for i in 0..600 {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let k = format!("{name}-{i}");
+                        let r = client
+                            .create_entry(pb::WriteEntryRequest {
+                                network: nid.clone(),
+                                table: TABLE.into(),
+                                key: k.clone(),
+                                value: b"v".to_vec(),
+                            })
+                            .await;
+                        if r.is_ok() {
+                            written.lock().unwrap().push(k);
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                })
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    let old_hex = key_hex(&ns, "k0");
+    key(&ns, "k1");
+    wait_field(&ns, "gossipkey", "k1", "{.status.holders}", "8");
+    wait_field(&ns, "gossipkey", "k1", "{.status.phase}", "Primary");
+    kubectl(&["delete", "gossipkey", "k0", "-n", &ns, "--wait=false"]);
+    wait("k0 released", || {
+        jsonpath(&ns, "gossipkey", "k0", "{.metadata.name}")
+            .is_empty()
+            .then_some(())
+    });
+    let new_hex = key_hex(&ns, "k1");
+    thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let written: BTreeSet<String> = written.lock().unwrap().iter().cloned().collect();
+    assert!(written.len() > 100, "only {} writes", written.len());
+    for c in &cars {
+        wait(&format!("{} holds every write", c.name), || {
+            let have = keys_on(c.api, &nid);
+            written.is_subset(&have).then_some(())
+        });
+        let m = c.metrics();
+        assert_eq!(
+            sample(&m, "gossamer_decrypt_failures_total"),
+            Some(0.0),
+            "{}: decrypt failures during the rotation",
+            c.name
+        );
+        assert_eq!(sample(&m, "gossamer_keyring_keys"), Some(1.0), "{}: the old key is gone", c.name);
+    }
+    eprintln!("rotation under load: {} writes, none lost, 0 decrypt failures", written.len());
+
+    // A deleted Pod: its process is gone and its entries vanish from every
+    // other sidecar at once, not after NetworkDB's 24 h reap.
+    let gone = cars.pop().unwrap();
+    let mut gone_peer = gone.peer;
+    gone_peer.kill();
+    let t0 = Instant::now();
+    kubectl(&["delete", "pod", &gone.name, "-n", &ns, "--wait=false"]);
+    let prefix = format!("{}-", gone.name);
+    for c in &cars {
+        wait(&format!("{}'s entries gone from {}", gone.name, c.name), || {
+            (!keys_on(c.api, &nid).iter().any(|k| k.starts_with(&prefix))).then_some(())
+        });
+    }
+    eprintln!("a deleted Pod's entries vanished everywhere in {:.1} s", t0.elapsed().as_secs_f64());
+
+    // A sidecar restart resyncs by itself.
+    let again = cars.remove(3);
+    let (name, g, m, a) = (again.name.clone(), again.gossip, again.metrics, again.api);
+    let mut p = again.peer;
+    p.kill();
+    drop(p);
+    let seeds: Vec<u16> = cars.iter().map(|c| c.gossip).collect();
+    let back = s.spawn(&name, g, m, a, &seeds);
+    let current = cars[0].applied();
+    wait("the restarted sidecar runs the current version", || {
+        (back.applied() == current).then_some(())
+    });
+    back.peer
+        .wait_for(|v| v.alive().len() == N - 1, WAIT)
+        .expect("the restarted sidecar rejoins");
+    cars.push(back);
+
+    // An operator restart: the sidecars reconnect by themselves and take
+    // the next version.
+    let before: Vec<f64> = cars
+        .iter()
+        .map(|c| sample(&c.metrics(), "gossamer_control_connects_total").unwrap_or(0.0))
+        .collect();
+    op.kill();
+    drop(op);
+    op = operator("sc2", Some(s.control_port));
+    assert_eq!(op.control_port(), s.control_port, "same port");
+    for (c, b) in cars.iter().zip(&before) {
+        wait(&format!("{} reconnected", c.name), || {
+            (sample(&c.metrics(), "gossamer_control_connects_total").unwrap_or(0.0) > *b
+                && sample(&c.metrics(), "gossamer_control_connected") == Some(1.0))
+            .then_some(())
+        });
+    }
+    let before = cars[0].applied().unwrap();
+    network(&ns, &format!("{{name: {TABLE}}}"));
+    wait("the next version everywhere after the operator restart", || {
+        cars.iter()
+            .all(|c| c.applied().is_some_and(|v| v > before))
+            .then_some(())
+    });
+
+    // No key byte anywhere: sidecar and operator logs, status, Events,
+    // metrics.
+    let mut texts = vec![
+        ("operator log".to_string(), op.log()),
+        (
+            "custom resources".into(),
+            kubectl(&["get", "gossipnetworks,gossipkeys,bootstrappeers", "-n", &ns, "-o", "yaml"]),
+        ),
+        ("events".into(), kubectl(&["get", "events", "-n", &ns, "-o", "yaml"])),
+    ];
+    for c in &cars {
+        texts.push((format!("{} log", c.name), read(c.peer.log_path())));
+        texts.push((format!("{} metrics", c.name), c.metrics()));
+    }
+    for (what, text) in &texts {
+        if let Some(leak) = find_leak(text, &[&old_hex, &new_hex]) {
+            panic!("key material in {what}: {leak}");
+        }
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
