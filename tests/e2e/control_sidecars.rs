@@ -62,7 +62,15 @@ fn kubectl(args: &[&str]) -> String {
 
 fn jsonpath(ns: &str, kind: &str, name: &str, path: &str) -> String {
     let out = cp()
-        .kubectl(&["get", kind, name, "-n", ns, "-o", &format!("jsonpath={path}")])
+        .kubectl(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
         .expect("kubectl runs");
     if out.success() {
         out.stdout.trim().to_string()
@@ -73,10 +81,13 @@ fn jsonpath(ns: &str, kind: &str, name: &str, path: &str) -> String {
 
 fn wait_field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
     let mut last = String::new();
-    wait(&format!("{kind}/{name} {path} == {want:?} (last {last:?})"), || {
-        last = jsonpath(ns, kind, name, path);
-        (last == want).then_some(())
-    });
+    wait(
+        &format!("{kind}/{name} {path} == {want:?} (last {last:?})"),
+        || {
+            last = jsonpath(ns, kind, name, path);
+            (last == want).then_some(())
+        },
+    );
 }
 
 /// One HTTP/1.1 GET over a plain socket; the body.
@@ -281,8 +292,13 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
     }
     wait_field(&ns, "gossipnetwork", "endpoints", "{.status.members}", "8");
     let nid = wait("the network id", || {
-        Some(jsonpath(&ns, "gossipnetwork", "endpoints", "{.status.networkId}"))
-            .filter(|v| !v.is_empty())
+        Some(jsonpath(
+            &ns,
+            "gossipnetwork",
+            "endpoints",
+            "{.status.networkId}",
+        ))
+        .filter(|v| !v.is_empty())
     });
 
     // All eight at the same moment, each with the others as seeds.
@@ -312,7 +328,9 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
     // network, is ready, and the ACKs show in status.
     let v1 = wait("every sidecar applied a snapshot", || {
         let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
-        (vs.len() == 1).then(|| vs.into_iter().next().flatten()).flatten()
+        (vs.len() == 1)
+            .then(|| vs.into_iter().next().flatten())
+            .flatten()
     });
     for c in &cars {
         let m = c.metrics();
@@ -320,7 +338,13 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
         assert_eq!(sample(&m, "gossamer_control_connected"), Some(1.0));
         assert!(http_get(c.metrics, "/readyz").starts_with("HTTP/1.1 200"));
     }
-    wait_field(&ns, "gossipnetwork", "endpoints", "{.status.acknowledged}", "8");
+    wait_field(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.acknowledged}",
+        "8",
+    );
     wait_field(
         &ns,
         "gossipnetwork",
@@ -328,17 +352,32 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
         "{.status.conditions[?(@.type==\"Converged\")].status}",
         "True",
     );
-    eprintln!("8 sidecars converged {:.1} s after starting together; snapshot {v1}", converged.as_secs_f64());
+    eprintln!(
+        "8 sidecars converged {:.1} s after starting together; snapshot {v1}",
+        converged.as_secs_f64()
+    );
 
     // A snapshot change reaches all and is acknowledged by all.
     network(&ns, &format!("{{name: {TABLE}}}, {{name: health}}"));
     let t0 = Instant::now();
     let v2 = wait("a new version everywhere", || {
         let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
-        (vs.len() == 1).then(|| vs.into_iter().next().flatten()).flatten().filter(|v| *v > v1)
+        (vs.len() == 1)
+            .then(|| vs.into_iter().next().flatten())
+            .flatten()
+            .filter(|v| *v > v1)
     });
-    eprintln!("snapshot {v2} applied on all 8 in {:.2} s", t0.elapsed().as_secs_f64());
-    wait_field(&ns, "gossipnetwork", "endpoints", "{.status.acknowledged}", "8");
+    eprintln!(
+        "snapshot {v2} applied on all 8 in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    wait_field(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.acknowledged}",
+        "8",
+    );
 
     // Key rotation under continuous writes: every sidecar writes its own
     // keys throughout; a new key, then the old one deleted.
@@ -347,8 +386,13 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
     let writers: Vec<_> = cars
         .iter()
         .map(|c| {
-            let (stop, written, port, nid, name) =
-                (stop.clone(), written.clone(), c.api, nid.clone(), c.name.clone());
+            let (stop, written, port, nid, name) = (
+                stop.clone(),
+                written.clone(),
+                c.api,
+                nid.clone(),
+                c.name.clone(),
+            );
             thread::spawn(move || {
                 rt().block_on(async {
                     let mut client = api(port).await;
@@ -406,9 +450,17 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
             "{}: decrypt failures during the rotation",
             c.name
         );
-        assert_eq!(sample(&m, "gossamer_keyring_keys"), Some(1.0), "{}: the old key is gone", c.name);
+        assert_eq!(
+            sample(&m, "gossamer_keyring_keys"),
+            Some(1.0),
+            "{}: the old key is gone",
+            c.name
+        );
     }
-    eprintln!("rotation under load: {} writes, none lost, 0 decrypt failures", written.len());
+    eprintln!(
+        "rotation under load: {} writes, none lost, 0 decrypt failures",
+        written.len()
+    );
 
     // A deleted Pod: its process is gone and its entries vanish from every
     // other sidecar at once, not after NetworkDB's 24 h reap.
@@ -419,11 +471,15 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
     kubectl(&["delete", "pod", &gone.name, "-n", &ns, "--wait=false"]);
     let prefix = format!("{}-", gone.name);
     for c in &cars {
-        wait(&format!("{}'s entries gone from {}", gone.name, c.name), || {
-            (!keys_on(c.api, &nid).iter().any(|k| k.starts_with(&prefix))).then_some(())
-        });
+        wait(
+            &format!("{}'s entries gone from {}", gone.name, c.name),
+            || (!keys_on(c.api, &nid).iter().any(|k| k.starts_with(&prefix))).then_some(()),
+        );
     }
-    eprintln!("a deleted Pod's entries vanished everywhere in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "a deleted Pod's entries vanished everywhere in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     // A sidecar restart resyncs by itself.
     let again = cars.remove(3);
@@ -461,11 +517,14 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
     }
     let before = cars[0].applied().unwrap();
     network(&ns, &format!("{{name: {TABLE}}}"));
-    wait("the next version everywhere after the operator restart", || {
-        cars.iter()
-            .all(|c| c.applied().is_some_and(|v| v > before))
-            .then_some(())
-    });
+    wait(
+        "the next version everywhere after the operator restart",
+        || {
+            cars.iter()
+                .all(|c| c.applied().is_some_and(|v| v > before))
+                .then_some(())
+        },
+    );
 
     // No key byte anywhere: sidecar and operator logs, status, Events,
     // metrics.
@@ -473,9 +532,19 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
         ("operator log".to_string(), op.log()),
         (
             "custom resources".into(),
-            kubectl(&["get", "gossipnetworks,gossipkeys,bootstrappeers", "-n", &ns, "-o", "yaml"]),
+            kubectl(&[
+                "get",
+                "gossipnetworks,gossipkeys,bootstrappeers",
+                "-n",
+                &ns,
+                "-o",
+                "yaml",
+            ]),
         ),
-        ("events".into(), kubectl(&["get", "events", "-n", &ns, "-o", "yaml"])),
+        (
+            "events".into(),
+            kubectl(&["get", "events", "-n", &ns, "-o", "yaml"]),
+        ),
     ];
     for c in &cars {
         texts.push((format!("{} log", c.name), read(c.peer.log_path())));
@@ -490,4 +559,108 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// A snapshot the sidecar cannot run is refused (NACK) and the sidecar keeps
+/// its last good configuration; the refusal shows in the GossipNetwork's
+/// status and in a Warning Event; fixing the cause brings an ACK. Here the
+/// sidecar encrypts with a key of its own while the cluster has no
+/// GossipKey yet: the operator's keyless snapshot would turn encryption
+/// off, which a running node cannot do.
+#[test]
+fn a_snapshot_the_sidecar_cannot_run_is_nacked_reported_and_recovered() {
+    let op = operator("sc3", None);
+    let s = setup("nack", op.control_port());
+    let ns = s.ns.clone();
+    network(&ns, &format!("{{name: {TABLE}}}"));
+    pod(&ns, "solo-0");
+    s.refresh_token("solo-0");
+    wait_field(&ns, "gossipnetwork", "endpoints", "{.status.members}", "1");
+    let own = "00112233445566778899aabbccddeeff";
+    let ports = free_ports(3);
+    let peer = Peer::spawn_at(
+        Kind::Rust,
+        "solo-0",
+        ports[0],
+        s.flags("solo-0", (ports[1], ports[2]), &[])
+            .arg("--key", own),
+    )
+    .expect("the sidecar starts");
+    let car = Sidecar {
+        name: "solo-0".into(),
+        gossip: ports[0],
+        metrics: ports[1],
+        api: ports[2],
+        peer,
+    };
+    wait("a NACK", || {
+        (sample(&car.metrics(), "gossamer_control_nacks_total").unwrap_or(0.0) >= 1.0).then_some(())
+    });
+    // The old configuration runs on: its own key, encrypting; not ready.
+    let m = car.metrics();
+    assert_eq!(sample(&m, "gossamer_keyring_keys"), Some(1.0), "{m}");
+    assert_eq!(
+        sample(&m, "gossamer_control_applied_version"),
+        Some(0.0),
+        "{m}"
+    );
+    let r = http_get(car.metrics, "/readyz");
+    assert!(
+        r.starts_with("HTTP/1.1 503") && r.contains("turning encryption off"),
+        "{r}"
+    );
+    wait_field(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.conditions[?(@.type==\"Degraded\")].status}",
+        "True",
+    );
+    let msg = jsonpath(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.conditions[?(@.type==\"Degraded\")].message}",
+    );
+    assert!(msg.contains("turning encryption off"), "{msg}");
+    wait("a Warning Event with the refusal", || {
+        let ev = kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "type=Warning",
+            "-o",
+            "yaml",
+        ]);
+        ev.contains("turning encryption off").then_some(())
+    });
+
+    // Fixed: the cluster gets a key; the sidecar installs it, encrypts with
+    // it, drops its own, and acknowledges.
+    key(&ns, "k0");
+    wait("an ACK", || car.applied().filter(|v| *v > 0));
+    let m = car.metrics();
+    assert_eq!(sample(&m, "gossamer_keyring_keys"), Some(1.0), "{m}");
+    assert!(http_get(car.metrics, "/readyz").starts_with("HTTP/1.1 200"));
+    wait_field(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.conditions[?(@.type==\"Degraded\")].status}",
+        "False",
+    );
+    wait_field(&ns, "gossipkey", "k0", "{.status.holders}", "1");
+    let k0 = key_hex(&ns, "k0");
+    for (what, text) in [
+        ("sidecar log", read(car.peer.log_path())),
+        ("operator log", op.log()),
+        ("metrics", car.metrics()),
+    ] {
+        assert!(
+            find_leak(&text, &[own, &k0]).is_none(),
+            "key material in the {what}"
+        );
+    }
 }

@@ -62,4 +62,3 @@ pub fn find_leak(text: &str, keys: &[&str]) -> Option<String> {
     }
     None
 }
-

@@ -27,11 +27,11 @@
 mod binaries;
 mod cluster;
 pub mod control;
-pub mod leak;
 mod error;
 mod flags;
 mod keys;
 pub mod kube;
+pub mod leak;
 pub mod networkdb;
 pub mod operator;
 mod peer;
