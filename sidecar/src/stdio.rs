@@ -154,6 +154,8 @@ fn print_event(e: &Event, leave_requested: &mut bool) {
             }
             json!({"ev": "left", "broadcast_sent": broadcast_sent})
         }
+        // An event this protocol does not carry.
+        _ => return,
     };
     print(v);
 }

@@ -140,7 +140,9 @@ impl Setup {
     }
 
     fn flags(&self, pod: &str, ports: (u16, u16), seeds: &[u16]) -> Flags {
+        // Debug logs: the key-leak scan at the end reads every line.
         let mut f = Flags::fast()
+            .env("RUST_LOG", "debug,h2=info")
             .arg(
                 "--control-endpoint",
                 format!("https://127.0.0.1:{}", self.control_port),
@@ -224,6 +226,7 @@ fn key_hex(ns: &str, name: &str) -> String {
 fn operator(id: &str, port: Option<u16>) -> Operator {
     let mut opts = OperatorOptions::new(id);
     opts.control_port = port;
+    opts.debug_logs = true;
     let op = Operator::start(cp(), opts).expect("the operator starts");
     wait("the operator leads", || op.is_leader().then_some(()));
     op

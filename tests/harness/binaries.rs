@@ -189,6 +189,8 @@ pub fn sidecar_binary() -> PathBuf {
             "gossamer-sidecar",
             &[
                 root.join("sidecar/src"),
+                root.join("sidecar/core"),
+                root.join("proto"),
                 root.join("sidecar/build.rs"),
                 root.join("sidecar/Cargo.toml"),
             ],

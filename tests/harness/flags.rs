@@ -8,6 +8,7 @@ const REPEATABLE: [&str; 3] = ["--seed", "--key", "--network"];
 #[derive(Clone, Debug, Default)]
 pub struct Flags {
     args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl Flags {
@@ -85,6 +86,18 @@ impl Flags {
     /// `--protocol-version N`.
     pub fn protocol_version(self, version: u8) -> Self {
         self.arg("--protocol-version", version)
+    }
+
+    /// Sets an environment variable of the peer's process (e.g.
+    /// `RUST_LOG`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// The environment variables set with [`Flags::env`].
+    pub fn envs(&self) -> &[(String, String)] {
+        &self.envs
     }
 
     /// The flags as arguments.

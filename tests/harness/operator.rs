@@ -45,6 +45,9 @@ pub struct OperatorOptions {
     pub control_cert_lifetime_secs: Option<u64>,
     /// `--control-insecure-dev-mode`: no TLS, no TokenReview.
     pub control_insecure: bool,
+    /// `RUST_LOG=debug`: every debug line too (the key-leak scans read
+    /// them).
+    pub debug_logs: bool,
     /// The control stream's port; `None`: a free one. A replica that
     /// replaces another takes its port, as a Service would route to it.
     pub control_port: Option<u16>,
@@ -64,6 +67,7 @@ impl OperatorOptions {
             control_cert_lifetime_secs: None,
             control_insecure: false,
             control_port: None,
+            debug_logs: false,
         }
     }
 }
@@ -164,10 +168,16 @@ impl Operator {
         if opts.json_logs {
             args.extend(["--log-format".into(), "json".into()]);
         }
-        let proc = Supervised::spawn(
+        let env: &[(&str, &str)] = if opts.debug_logs {
+            &[("RUST_LOG", "debug,h2=info")]
+        } else {
+            &[]
+        };
+        let proc = Supervised::spawn_env(
             &format!("gossamer-operator {}", opts.identity),
             &bin,
             &args,
+            env,
             &log,
             None,
         )?;

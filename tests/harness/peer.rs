@@ -107,7 +107,8 @@ impl Peer {
             }
         };
         cmd.args(["--name", name, "--bind", &addr])
-            .args(flags.args());
+            .args(flags.args())
+            .envs(flags.envs().iter().map(|(k, v)| (k, v)));
 
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let log = test_temp_dir().join(format!("{seq:03}-{name}-{kind}.log"));

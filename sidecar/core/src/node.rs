@@ -52,6 +52,7 @@ impl Delegate for App {
 
 /// An instruction from the node to its shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// Send one UDP datagram.
     Packet {

@@ -449,6 +449,8 @@ impl TablesApi for Service {
                         (pb::watch_event::Type::Updated, value, prev)
                     }
                     Change::Deleted { prev } => (pb::watch_event::Type::Deleted, prev, Vec::new()),
+                    // A kind of change this API does not know yet.
+                    _ => continue,
                 };
                 let ev = pb::WatchEvent {
                     r#type: kind as i32,

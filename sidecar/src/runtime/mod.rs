@@ -550,6 +550,8 @@ impl<S: Socket> Shell<S> {
                         let _ = tx.send(Arc::new(w));
                     }
                 }
+                // An output this shell does not carry out yet.
+                other => debug!(output = ?other, "output ignored"),
             }
         }
     }

@@ -90,6 +90,18 @@ impl Supervised {
         log: &Path,
         remove: Option<&Path>,
     ) -> Result<Supervised> {
+        Self::spawn_env(name, program, args, &[], log, remove)
+    }
+
+    /// As [`Supervised::spawn`], with `env` added to the environment.
+    pub(crate) fn spawn_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: &Path,
+        remove: Option<&Path>,
+    ) -> Result<Supervised> {
         let mut log_file = File::create(log)
             .map_err(|e| Error::new(format!("cannot create log {}: {e}", log.display())))?;
         let shown = format!("{} {}", program.display(), args.join(" "));
@@ -104,6 +116,7 @@ impl Supervised {
             .arg(remove.map(Path::as_os_str).unwrap_or_default())
             .arg(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(err_file))

@@ -78,6 +78,7 @@ pub type JoinId = u64;
 
 /// Something the application should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A member joined (or came back after being dead or left). Fires for the local node too.
     Join(Member),
@@ -151,6 +152,7 @@ pub type StreamResult = Result<Option<StreamMessage>, String>;
 
 /// An instruction from the core to its shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// Send one UDP datagram.
     Packet {

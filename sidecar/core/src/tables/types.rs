@@ -10,6 +10,7 @@ pub type SendId = u64;
 
 /// An instruction from the core to its shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// Send `data` to the member `to` as a memberlist user message:
     /// best-effort (one UDP packet, `SendBestEffort`) or reliable (a stream,
@@ -43,6 +44,7 @@ pub enum Output {
 /// How a visible entry changed. Entries whose owner failed are hidden
 /// (reported deleted) and come back (reported created) if it returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
     /// The key became visible.
     Created {
