@@ -302,3 +302,7 @@ mod tests {
         assert_eq!(b.delay(0, 0.5), Duration::from_secs(1));
     }
 }
+
+#[cfg(test)]
+#[path = "join_sentinel_tests.rs"]
+mod sentinel_tests;
