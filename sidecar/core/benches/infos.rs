@@ -12,7 +12,8 @@
 //!    sentinel's TTL (default 30 s) in a 50-node cluster.
 //!
 //! `INFOS_BENCH_NODES` (default 1000) and `INFOS_BENCH_TRIALS` (default 3)
-//! scale it.
+//! scale it; `INFOS_BENCH_PARTS` (default
+//! `idle,group,table,agree,reach,heal`) picks the measurements.
 
 // The clock is read once per run, as the arbitrary origin of virtual time.
 #![allow(clippy::disallowed_methods)]
@@ -113,6 +114,55 @@ fn bytes_per_node_second(n: usize, seed: u64, load: Load) -> f64 {
     sent as f64 / n as f64 / WINDOW.as_secs_f64()
 }
 
+/// Every node writes one value into a MAX group of limit 100 once; after
+/// 60 s of gossip every node holds the same 100 best (checked against the
+/// values written) and never more. Returns the seconds until all agreed.
+fn group_agrees(n: usize, seed: u64) -> f64 {
+    let mut s = sim(n, seed);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut written = Vec::new();
+    for i in 0..n {
+        s.with_infos(i, |inf, now| {
+            inf.register_group("load/", 100, GroupOrder::Max, now)
+        })
+        .expect("valid group");
+    }
+    for i in 0..n {
+        let v: u32 = rng.random_range(0..1_000_000);
+        let key = format!("load/{}", name_of(i));
+        let _ = s.with_infos(i, |inf, now| {
+            inf.put(
+                &key,
+                v.to_string().into_bytes(),
+                Duration::from_secs(600),
+                now,
+            )
+        });
+        written.push((v, key));
+    }
+    written.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let want: Vec<&str> = written.iter().take(100).map(|(_, k)| k.as_str()).collect();
+    let start = s.now();
+    let mut agreed = None;
+    while s.now() - start < Duration::from_secs(60) {
+        s.run_for(Duration::from_millis(500));
+        let now = s.instant();
+        let mut all = true;
+        for i in 0..n {
+            let (_, members) = s.infos(i).group("load/", now).expect("registered");
+            assert!(members.len() <= 100, "node {i} holds {}", members.len());
+            all &= members
+                .iter()
+                .map(|m| m.key.as_str())
+                .eq(want.iter().copied());
+        }
+        if all && agreed.is_none() {
+            agreed = Some((s.now() - start).as_secs_f64());
+        }
+    }
+    agreed.expect("every node holds the same best 100 within 60 s")
+}
+
 /// Seconds until every node holds an info put by node 0.
 fn time_to_all(n: usize, seed: u64) -> f64 {
     let mut s = sim(n, seed);
@@ -190,19 +240,42 @@ fn main() {
     let n = env("INFOS_BENCH_NODES", 1000);
     let trials = env("INFOS_BENCH_TRIALS", 3) as u64;
     let seeds: Vec<u64> = (1..=trials).collect();
-    for (name, load) in [
-        ("idle (no writes)", Load::Idle),
-        ("group limit 100, every node writes 1/s", Load::Group),
-        ("plain table, every node writes 1/s", Load::Table),
+    let parts = std::env::var("INFOS_BENCH_PARTS")
+        .unwrap_or_else(|_| "idle,group,table,agree,reach,heal".into());
+    let want = |p: &str| parts.split(',').any(|x| x == p);
+    for (part, name, load) in [
+        ("idle", "idle (no writes)", Load::Idle),
+        (
+            "group",
+            "group limit 100, every node writes 1/s",
+            Load::Group,
+        ),
+        ("table", "plain table, every node writes 1/s", Load::Table),
     ] {
+        if !want(part) {
+            continue;
+        }
         let xs: Vec<f64> = seeds
             .iter()
             .map(|&seed| bytes_per_node_second(n, seed, load))
             .collect();
         summary(&format!("bytes/node/s at {n} nodes, {name}"), &xs, "B/s");
     }
-    let xs: Vec<f64> = seeds.iter().map(|&seed| time_to_all(n, seed)).collect();
-    summary(&format!("one info to 100% of {n} nodes"), &xs, "s");
+    if want("agree") {
+        let xs: Vec<f64> = seeds.iter().map(|&seed| group_agrees(n, seed)).collect();
+        summary(
+            &format!("group limit 100 identical on all {n} nodes (one write each)"),
+            &xs,
+            "s",
+        );
+    }
+    if want("reach") {
+        let xs: Vec<f64> = seeds.iter().map(|&seed| time_to_all(n, seed)).collect();
+        summary(&format!("one info to 100% of {n} nodes"), &xs, "s");
+    }
+    if !want("heal") {
+        return;
+    }
     let (xs, ys): (Vec<f64>, Vec<f64>) = (1..=trials + 2).map(heal_to_rebootstrap).unzip();
     summary(
         "heal to sentinel seen again, 50 nodes, cut 60 s, TTL 30 s",

@@ -352,7 +352,17 @@ impl Node {
         let infos = self.infos();
         let wall = infos.wall_ms(now);
         let live = infos.get(&cfg.key, now).map(crate::infos::Info::expires_ms);
-        let targets = self.rejoin_targets();
+        // Only while partitioned and due (it lists every member).
+        let due = self.sentinel.as_ref().is_some_and(|s| {
+            live.is_none()
+                && s.partitioned_since(false, wall).is_some()
+                && s.next_rejoin.is_none_or(|at| now >= at)
+        });
+        let targets = if due {
+            self.rejoin_targets()
+        } else {
+            Vec::new()
+        };
         let Some(s) = &mut self.sentinel else {
             return;
         };
