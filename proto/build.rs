@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let services = [
         "gossamer/tables/v1/tables.proto",
         "gossamer/control/v1/control.proto",
+        "gossamer/infos/v1/infos.proto",
     ];
     println!("cargo:rerun-if-changed=build.rs");
     for p in &services {
@@ -20,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (proto, descriptors) in [
         (services[0], "tables_descriptor.bin"),
         (services[1], "control_descriptor.bin"),
+        (services[2], "infos_descriptor.bin"),
     ] {
         let mut cfg = prost_build::Config::new();
         cfg.protoc_executable(&protoc);

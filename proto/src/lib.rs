@@ -3,6 +3,8 @@
 //!
 //! - [`tables::v1`]: the local table API (`gossamer/tables/v1/tables.proto`),
 //!   with tonic server and client.
+//! - [`infos::v1`]: the local infos API (`gossamer/infos/v1/infos.proto`),
+//!   a sibling service of the table API, with tonic server and client.
 //! - [`control::v1`]: the operator <-> sidecar control stream
 //!   (`gossamer/control/v1/control.proto`), with tonic server and client.
 //!
@@ -26,6 +28,16 @@ pub mod tables {
     }
 }
 
+/// The local infos API (package `gossamer.infos.v1`): cluster-wide infos
+/// and groups, with its tonic server and client.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod infos {
+    /// Version 1.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/gossamer.infos.v1.rs"));
+    }
+}
+
 /// The control stream (package `gossamer.control.v1`): the operator serves
 /// it, every sidecar subscribes to its cluster's config snapshots.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -45,3 +57,8 @@ pub const TABLES_FILE_DESCRIPTOR_SET: &[u8] =
 /// reflection.
 pub const CONTROL_FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/control_descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of the local infos API, for gRPC server
+/// reflection.
+pub const INFOS_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/infos_descriptor.bin"));

@@ -10,6 +10,14 @@
 //! try. Once joined it keeps watching; a node that loses every other member
 //! starts trying again. A new peer list (from a snapshot) wakes it at once.
 //!
+//! The core's cluster sentinel (see `gossamer_core::node::SentinelConfig`)
+//! can say the node is cut off although it is not alone (it sees members,
+//! but not the cluster's sentinel): the loop then rejoins through the
+//! bootstrap peers too, logging "partitioned: sentinel expired N s ago;
+//! rejoining through ...", until the sentinel is seen again. The resolved
+//! peers are also handed to the core, which rejoins through them and
+//! through the members it knew.
+//!
 //! NetworkDB retries a failed join every second; the loop starts at that
 //! and backs off to [`Backoff::max`], so a long outage costs little.
 
@@ -64,6 +72,7 @@ impl Backoff {
 #[derive(Debug, Default)]
 pub struct JoinStatus {
     joined: AtomicBool,
+    partitioned: AtomicBool,
     attempts: AtomicU64,
     failures: AtomicU64,
     unresolved: AtomicU64,
@@ -75,6 +84,12 @@ impl JoinStatus {
     /// join (the first node of a cluster).
     pub fn joined(&self) -> bool {
         self.joined.load(Ordering::Relaxed)
+    }
+
+    /// True while the core reports the node partitioned (the cluster
+    /// sentinel expired and has not been seen since).
+    pub fn partitioned(&self) -> bool {
+        self.partitioned.load(Ordering::Relaxed)
     }
 
     /// Join tries so far.
@@ -132,18 +147,33 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// How long a try waits for a seed to answer before it counts as failed.
 const TRY_FOR: Duration = Duration::from_secs(2);
 
-/// Whether `node` sees another live member; `None` once it stopped.
-async fn has_company(node: &NodeHandle) -> Option<bool> {
+/// Whether `node` is in the cluster: it sees another live member and is
+/// not partitioned (the sentinel did not expire); `None` once it stopped.
+/// The error says why not.
+async fn has_company(node: &NodeHandle) -> Option<Result<(), Why>> {
     let me = node.name().to_string();
-    let members = node
-        .call(move |n, _| {
-            n.membership()
-                .members()
-                .iter()
-                .any(|m| m.name != me && m.status == NodeStatus::Alive)
-        })
-        .await?;
-    Some(members)
+    node.call(move |n, now| {
+        let company = n
+            .membership()
+            .members()
+            .iter()
+            .any(|m| m.name != me && m.status == NodeStatus::Alive);
+        match n.partitioned_for(now) {
+            Some(d) => Err(Why::Partitioned(d)),
+            None if company => Ok(()),
+            None => Err(Why::Alone),
+        }
+    })
+    .await
+}
+
+/// Why the node is not in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Why {
+    /// No other live member.
+    Alone,
+    /// The sentinel expired this long ago.
+    Partitioned(Duration),
 }
 
 /// Runs the join loop for `node` until the node stops. `peers` carries the
@@ -157,11 +187,14 @@ pub async fn run<R: Resolve>(
 ) {
     let mut tries: u32 = 0;
     loop {
-        let Some(company) = has_company(&node).await else {
+        let Some(state) = has_company(&node).await else {
             return;
         };
         let list = peers.borrow_and_update().clone();
-        if company || list.is_empty() {
+        status
+            .partitioned
+            .store(matches!(state, Err(Why::Partitioned(_))), Ordering::Relaxed);
+        if state.is_ok() || list.is_empty() {
             if !status.joined.swap(true, Ordering::Relaxed) && tries > 0 {
                 info!(tries, "joined the cluster");
             }
@@ -175,8 +208,21 @@ pub async fn run<R: Resolve>(
             }
             continue;
         }
-        if status.joined.swap(false, Ordering::Relaxed) {
-            warn!(peers = ?list, "no other live member: joining again");
+        match state {
+            Err(Why::Partitioned(ago)) => {
+                if tries <= 3 || tries.is_power_of_two() {
+                    warn!(
+                        "partitioned: sentinel expired {} s ago; rejoining through {}",
+                        ago.as_secs(),
+                        list.join(", ")
+                    );
+                }
+            }
+            _ => {
+                if status.joined.swap(false, Ordering::Relaxed) {
+                    warn!(peers = ?list, "no other live member: joining again");
+                }
+            }
         }
         tries = tries.saturating_add(1);
         status.attempts.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +245,11 @@ pub async fn run<R: Resolve>(
         addrs.dedup();
         addrs.retain(|a| *a != node.addr());
         if !addrs.is_empty() {
+            // The core rejoins through them too while partitioned.
+            let boot = addrs.clone();
+            if node.call(move |n, _| n.set_bootstrap(boot)).await.is_none() {
+                return;
+            }
             node.join(addrs.clone());
             // Wait for a seed to answer, a little at a time.
             let deadline = tokio::time::Instant::now() + TRY_FOR;
@@ -206,14 +257,17 @@ pub async fn run<R: Resolve>(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 match has_company(&node).await {
                     None => return,
-                    Some(true) => break,
-                    Some(false) => {}
+                    Some(Ok(())) => break,
+                    Some(Err(_)) => {}
                 }
             }
-            if has_company(&node).await == Some(true) {
-                continue;
+            match has_company(&node).await {
+                Some(Ok(())) => continue,
+                Some(Err(Why::Partitioned(_))) => errors.push(format!(
+                    "the cluster sentinel was not seen through {addrs:?}"
+                )),
+                _ => errors.push(format!("no seed answered among {addrs:?}")),
             }
-            errors.push(format!("no seed answered among {addrs:?}"));
         }
         status.failures.fetch_add(1, Ordering::Relaxed);
         let why = errors.join("; ");
@@ -248,3 +302,7 @@ mod tests {
         assert_eq!(b.delay(0, 0.5), Duration::from_secs(1));
     }
 }
+
+#[cfg(test)]
+#[path = "join_sentinel_tests.rs"]
+mod sentinel_tests;

@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use gossamer_core::{desired, keyring, membership, node, sim, tables, wire};
+pub use gossamer_core::{desired, infos, keyring, membership, node, sim, tables, wire};
 
 pub mod api;
 pub mod control;

@@ -97,6 +97,10 @@ struct RunArgs {
     /// Seed of the node's RNG (default: random).
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// TTL of the cluster sentinel in milliseconds (partition detection:
+    /// a node that sees it expire rejoins); 0 turns it off. Default 30000.
+    #[arg(long)]
+    sentinel_ttl_ms: Option<u64>,
     /// Keyring key as hex, 16, 24 or 32 bytes (repeatable, first is
     /// primary; replaces the config file's keys). For tests: a command line
     /// is visible to other local users; use `keys` files in production.
@@ -247,6 +251,12 @@ pub enum RunError {
     /// The node could not start.
     #[error(transparent)]
     Start(#[from] runtime::StartError),
+    /// `--sentinel-ttl-ms` is out of range.
+    #[error("--sentinel-ttl-ms: {0}")]
+    Sentinel(#[source] gossamer_core::infos::InfosError),
+    /// The node stopped while starting.
+    #[error("the node stopped while starting")]
+    Stopped,
     /// The start configuration cannot be observed or applied on the node.
     #[error(transparent)]
     Apply(#[from] control::apply::ApplyError),
@@ -504,6 +514,15 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let seed = args.rng_seed.unwrap_or_else(rand::random);
     let start_keys = cfg.keys.clone();
     let (node, mut events) = runtime::start(cfg, bind, seed).await?;
+    let sentinel_ttl = args.sentinel_ttl_ms.unwrap_or(30_000);
+    if sentinel_ttl > 0 {
+        let mut sc = gossamer_core::node::SentinelConfig::new(file.cluster.clone());
+        sc.ttl = std::time::Duration::from_millis(sentinel_ttl);
+        node.call(move |n, now| n.enable_sentinel(sc, now))
+            .await
+            .ok_or(RunError::Stopped)?
+            .map_err(RunError::Sentinel)?;
+    }
     for n in &file.networks {
         info!(network = %n.name, tables = ?n.tables, "joining network");
     }

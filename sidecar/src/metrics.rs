@@ -56,6 +56,17 @@ pub struct Snapshot {
     pub networks: BTreeMap<String, NetworkFigures>,
     /// Bytes on the wire.
     pub traffic: Option<TrafficSnapshot>,
+    /// Cluster-wide infos held.
+    pub infos: i64,
+    /// Largest hop count among them (CockroachDB's MaxHops).
+    pub infos_max_hops: i64,
+    /// Milliseconds since the cluster sentinel expired here; `None` when
+    /// not partitioned (or the sentinel is off).
+    pub partitioned_ms: Option<u64>,
+    /// Partitions detected by the sentinel.
+    pub partitions: u64,
+    /// Rejoin tries the core made while partitioned.
+    pub sentinel_rejoins: u64,
 }
 
 /// One network's figures.
@@ -76,8 +87,10 @@ pub struct NetworkFigures {
 /// Reads a snapshot from the node; `None` once it stopped.
 pub async fn snapshot(node: &NodeHandle) -> Option<Snapshot> {
     let mut s = node
-        .call(|n, _now| {
+        .call(|n, now| {
             let m = n.membership();
+            let inf = n.infos().stats();
+            let sentinel = n.sentinel_status(now);
             let mut members: BTreeMap<&'static str, i64> = [
                 NodeStatus::Alive,
                 NodeStatus::Suspect,
@@ -121,6 +134,14 @@ pub async fn snapshot(node: &NodeHandle) -> Option<Snapshot> {
                     })
                     .collect(),
                 traffic: None,
+                infos: inf.infos as i64,
+                infos_max_hops: i64::from(inf.max_hops),
+                partitioned_ms: sentinel
+                    .as_ref()
+                    .and_then(|s| s.partitioned_for)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                partitions: sentinel.as_ref().map_or(0, |s| s.partitions),
+                sentinel_rejoins: sentinel.as_ref().map_or(0, |s| s.rejoins),
             }
         })
         .await?;
@@ -176,6 +197,12 @@ struct Exporter {
     control_failures: Counter,
     streams_refused: Counter,
     late_wakes: Counter,
+    infos: Gauge,
+    infos_max_hops: Gauge,
+    partitioned: Gauge,
+    partitioned_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    partitions: Counter,
+    sentinel_rejoins: Counter,
 }
 
 /// Moves `c` forward to `total` (a counter never goes back).
@@ -207,6 +234,12 @@ impl Exporter {
             table_queue: Family::default(),
             table_sent: Family::default(),
             bytes: Family::default(),
+            infos: Gauge::default(),
+            infos_max_hops: Gauge::default(),
+            partitioned: Gauge::default(),
+            partitioned_seconds: Gauge::default(),
+            partitions: Counter::default(),
+            sentinel_rejoins: Counter::default(),
             joined: Gauge::default(),
             join_attempts: Counter::default(),
             join_failures: Counter::default(),
@@ -295,6 +328,32 @@ impl Exporter {
             "1 while another live member is seen (or there is no peer to join), else 0",
             e.joined.clone(),
         );
+        registry.register("infos", "Cluster-wide infos held", e.infos.clone());
+        registry.register(
+            "infos_max_hops",
+            "Largest hop count among the infos held",
+            e.infos_max_hops.clone(),
+        );
+        registry.register(
+            "partitioned",
+            "1 while the cluster sentinel has expired here (cut off from the cluster), else 0",
+            e.partitioned.clone(),
+        );
+        registry.register(
+            "partitioned_seconds",
+            "Seconds since the cluster sentinel expired here; 0 when not partitioned",
+            e.partitioned_seconds.clone(),
+        );
+        registry.register(
+            "partitions",
+            "Partitions detected by the cluster sentinel",
+            e.partitions.clone(),
+        );
+        registry.register(
+            "sentinel_rejoins",
+            "Rejoin tries made while partitioned",
+            e.sentinel_rejoins.clone(),
+        );
         registry.register(
             "join_attempts",
             "Tries to join through the bootstrap peers",
@@ -362,6 +421,13 @@ impl Exporter {
                 .set(*n);
         }
         self.health.set(s.health_score);
+        self.infos.set(s.infos);
+        self.infos_max_hops.set(s.infos_max_hops);
+        self.partitioned.set(i64::from(s.partitioned_ms.is_some()));
+        self.partitioned_seconds
+            .set(s.partitioned_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
+        advance(&self.partitions, s.partitions);
+        advance(&self.sentinel_rejoins, s.sentinel_rejoins);
         self.queue.set(s.membership_queue);
         self.keys.set(s.keys);
         advance(&self.packets_sent, s.packets_sent);

@@ -10,6 +10,8 @@
 //! - [`tables`]: NetworkDB networks and tables (Lamport clocks, tombstones
 //!   and reaping, per-network gossip, bulk sync), with libnetwork's
 //!   `networkdb.proto` messages in [`tables::proto`].
+//! - [`infos`]: cluster-wide infos with TTLs and hop counts, and min/max
+//!   groups, as early CockroachDB gossip keeps them.
 //! - [`desired`]: the configuration a node should run (from a file or a
 //!   control-plane snapshot) and the ordered, idempotent plan to it.
 //! - [`node`]: membership and tables composed as production runs them.
@@ -52,6 +54,7 @@
 #![deny(missing_docs)]
 
 pub mod desired;
+pub mod infos;
 pub mod keyring;
 pub mod membership;
 pub mod node;

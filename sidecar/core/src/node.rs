@@ -12,6 +12,11 @@
 //!   user messages (best-effort packets or reliable streams, a failed
 //!   reliable one reported back by id), reconnects become membership joins.
 //!
+//! - Cluster-wide [`Infos`] ride beside the tables: in their own user
+//!   messages, piggybacked after the tables' broadcasts, and appended to
+//!   the tables' push/pull state (see [`crate::infos::codec`]); a user
+//!   message that carries only infos stops there.
+//!
 //! Every input is followed by routing until both cores are quiet; what is
 //! left for the shell (packets, streams, application events, watch events)
 //! is drained with [`Node::poll_output`]. Like its parts, the node never
@@ -21,6 +26,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::infos::{self, InfoEvent, Infos};
+
+mod sentinel;
 use crate::keyring::NonceRng;
 use crate::membership::{
     self, Delegate, Event, JoinId, Membership, NodeStatus, StreamCodecError, StreamId,
@@ -28,24 +36,37 @@ use crate::membership::{
 };
 use crate::tables::{self, SendId, Tables, WatchEvent};
 use crate::wire::StreamMessage;
+pub use sentinel::{SentinelConfig, SentinelStatus};
 
-/// The tables as membership's delegate, with an optional fixed push/pull
-/// state (the stdio protocol's `set_state`, for memberlist-level tests).
+/// The tables and infos as membership's delegate, with an optional fixed
+/// push/pull state (the stdio protocol's `set_state`, for memberlist-level
+/// tests).
 #[derive(Debug)]
 pub struct App {
     tables: Tables,
+    infos: Infos,
     fixed_state: Option<Vec<u8>>,
 }
 
 impl Delegate for App {
+    /// The tables' network and node events first (small and rare), then
+    /// infos in what room is left.
     fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
-        self.tables.get_broadcasts(overhead, limit)
+        let mut out = self.tables.get_broadcasts(overhead, limit);
+        let used: usize = out.iter().map(|m| m.len() + overhead).sum();
+        if used < limit {
+            out.extend(self.infos.get_broadcasts(overhead, limit - used));
+        }
+        out
     }
 
     fn local_state(&mut self, join: bool) -> Option<Vec<u8>> {
         Some(match &self.fixed_state {
             Some(s) => s.clone(),
-            None => self.tables.local_state(join),
+            None => infos::codec::append_to_state(
+                self.tables.local_state(join),
+                &self.infos.local_state(),
+            ),
         })
     }
 }
@@ -69,6 +90,8 @@ pub enum Output {
     Event(Event),
     /// A visible table entry changed.
     Watch(WatchEvent),
+    /// An info was written, expired or evicted by its group.
+    Info(InfoEvent),
 }
 
 /// The tables' settings derived from membership's, as libnetwork derives
@@ -94,6 +117,8 @@ pub struct Node {
     /// Reliable streams carrying tables' sends, and the tables' send ids.
     sends: HashMap<StreamId, SendId>,
     outputs: VecDeque<Output>,
+    /// The cluster sentinel, once enabled.
+    sentinel: Option<sentinel::Sentinel>,
 }
 
 /// Why a [`Node`] cannot be made. Variant names fit metric labels.
@@ -135,8 +160,12 @@ impl Node {
             });
         }
         let tables = Tables::new(tcfg, seed.rotate_left(17) ^ 0x7461_626c_6573, now)?;
+        // The wall clock reads 0 until the shell anchors it
+        // (`set_wall_clock`).
+        let infos = Infos::new(infos::Config::new(mcfg.name.clone()), now, 0);
         let app = App {
             tables,
+            infos,
             fixed_state: None,
         };
         let mut m = Membership::with_delegate(mcfg, seed, nonces, app, now)?;
@@ -152,6 +181,7 @@ impl Node {
             reconnects: HashMap::new(),
             sends: HashMap::new(),
             outputs: VecDeque::new(),
+            sentinel: None,
         })
     }
 
@@ -201,16 +231,35 @@ impl Node {
     /// When [`Node::handle_timeout`] next needs calling.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let m = self.m.poll_timeout()?;
-        Some(match self.m.delegate().tables.poll_timeout() {
-            Some(t) => m.min(t),
-            None => m,
-        })
+        let app = self.m.delegate();
+        Some(
+            [
+                app.tables.poll_timeout(),
+                app.infos.poll_timeout(),
+                self.sentinel_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(m, Instant::min),
+        )
     }
 
-    /// Runs every timer due at `now`, in both cores.
+    /// Runs every timer due at `now`, in every core.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.m.handle_timeout(now);
         self.m.delegate_mut().tables.handle_timeout(now);
+        self.m.delegate_mut().infos.handle_timeout(now);
+        self.sentinel_tick(now);
+        self.route(now);
+    }
+
+    /// Anchors the wall clock the infos stamp and expire by: it reads
+    /// `unix_ms` (Unix milliseconds) at `now`. The shell MUST call it
+    /// before the first info is written or received (until then the wall
+    /// clock reads 0 and received infos never expire); it MAY call it again
+    /// to follow clock corrections.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.m.delegate_mut().infos.set_wall_clock(now, unix_ms);
         self.route(now);
     }
 
@@ -237,8 +286,30 @@ impl Node {
         f: impl FnOnce(&mut Membership<App>, Instant) -> R,
     ) -> R {
         let r = f(&mut self.m, now);
+        // A snapshot adopted or a member declared gone changes the count
+        // without a join or leave event.
+        let n = self.m.num_live();
+        self.m.delegate_mut().infos.set_cluster_size(n);
+        if self.sentinel.is_some() {
+            for m in self.m.members() {
+                self.sentinel_member(&m.name, m.status);
+            }
+        }
         self.route(now);
         r
+    }
+
+    /// Runs `f` on the infos (an application call), then routes what it
+    /// produced.
+    pub fn with_infos<R>(&mut self, now: Instant, f: impl FnOnce(&mut Infos, Instant) -> R) -> R {
+        let r = f(&mut self.m.delegate_mut().infos, now);
+        self.route(now);
+        r
+    }
+
+    /// The infos, to read.
+    pub fn infos(&self) -> &Infos {
+        &self.m.delegate().infos
     }
 
     /// The tables, to read.
@@ -300,6 +371,9 @@ impl Node {
                 moved = true;
                 self.tables_output(out, now);
             }
+            while let Some(e) = self.m.delegate_mut().infos.poll_event() {
+                self.outputs.push_back(Output::Info(e));
+            }
             if !moved {
                 return;
             }
@@ -308,7 +382,13 @@ impl Node {
 
     fn membership_event(&mut self, e: Event, now: Instant) {
         let me = self.m.name().to_string();
-        let tables = &mut self.m.delegate_mut().tables;
+        if let Event::Join(m) | Event::Leave(m) = &e {
+            let n = self.m.num_live();
+            self.m.delegate_mut().infos.set_cluster_size(n);
+            self.sentinel_member(&m.name, m.status);
+        }
+        let app = self.m.delegate_mut();
+        let tables = &mut app.tables;
         let report = match &e {
             Event::Join(m) => {
                 if m.name != me {
@@ -323,10 +403,21 @@ impl Node {
                 }
                 true
             }
-            // NotifyMsg: NetworkDB's own messages stop here.
-            Event::UserMessage(data) => !tables.handle_message("", data, now),
-            // MergeRemoteState
-            Event::RemoteState { data, join } => !tables.merge_remote_state(data, *join, now),
+            // NotifyMsg: infos and NetworkDB's own messages stop here.
+            Event::UserMessage(data) => match infos::codec::decode(data) {
+                Some(received) if infos::codec::is_infos_only(data) => {
+                    app.infos.handle_infos(received, now);
+                    false
+                }
+                _ => !tables.handle_message("", data, now),
+            },
+            // MergeRemoteState: infos beside NetworkDB's state.
+            Event::RemoteState { data, join } => {
+                if let Some(received) = infos::codec::decode(data) {
+                    app.infos.handle_infos(received, now);
+                }
+                !app.tables.merge_remote_state(data, *join, now)
+            }
             Event::JoinFinished { id, contacted, .. } => {
                 if let Some(node) = self.reconnects.remove(id) {
                     tables.handle_reconnect_result(&node, *contacted > 0, now);

@@ -1,5 +1,6 @@
 //! The local table API (`gossamer.tables.v1`, tonic): what an application
-//! in the pod calls on its sidecar, on localhost TCP or a Unix socket.
+//! in the pod calls on its sidecar, on localhost TCP or a Unix socket; the
+//! infos API (`gossamer.infos.v1`, [`InfosService`]) is served beside it.
 //!
 //! Shell: every call becomes one [`NodeHandle::call`] on the node's task,
 //! so reads are consistent and a watch starts exactly where its snapshot
@@ -7,6 +8,7 @@
 //! (see `proto/gossamer/tables/v1/tables.proto`).
 
 mod convert;
+mod infos;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use crate::runtime::NodeHandle;
 use crate::tables::{Change, TablesError};
 
 pub use convert::status;
+pub use infos::{status as infos_status, InfosService};
 
 /// Failures reported per write in a `WriteEntries` call, at most.
 const MAX_REPORTED_FAILURES: usize = 100;
@@ -188,13 +191,19 @@ pub async fn serve(
     let listen = listener.describe();
     info!(listen = %listen, "local table API listening");
     let svc = TablesServer::new(Service { node: node.clone() });
+    let infos_svc =
+        gossamer_proto::infos::v1::infos_server::InfosServer::new(InfosService::new(node.clone()));
     // The standard health service (Kubernetes gRPC probes, grpc-health-probe)
     // and server reflection (grpcurl with no .proto files at hand).
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<TablesServer<Service>>().await;
+    health
+        .set_serving::<gossamer_proto::infos::v1::infos_server::InfosServer<InfosService>>()
+        .await;
     tokio::spawn(track_health(node, health));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gossamer_proto::TABLES_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(gossamer_proto::INFOS_FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|source| ServeError::Reflection {
@@ -204,7 +213,8 @@ pub async fn serve(
     let router = tonic::transport::Server::builder()
         .add_service(health_svc)
         .add_service(reflection)
-        .add_service(svc);
+        .add_service(svc)
+        .add_service(infos_svc);
     let r = match listener {
         Listener::Tcp(l, _) => {
             let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
@@ -228,6 +238,9 @@ async fn track_health(node: NodeHandle, health: tonic_health::server::HealthRepo
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
     health.set_not_serving::<TablesServer<Service>>().await;
+    health
+        .set_not_serving::<gossamer_proto::infos::v1::infos_server::InfosServer<InfosService>>()
+        .await;
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;

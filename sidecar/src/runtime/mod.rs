@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::infos::InfoEvent;
 use crate::keyring::{Fingerprint, Key, KeyringError, NonceRng};
 use crate::membership::{
     CommandError, Config, Event, Member, Stats, StreamCodecError, StreamId, StreamResult,
@@ -49,6 +50,12 @@ pub const WATCH_BUFFER: usize = 1 << 16;
 
 /// The watch channel, created by the first watcher.
 type WatchChannel = Arc<OnceLock<tokio::sync::broadcast::Sender<Arc<WatchEvent>>>>;
+
+/// Info changes buffered for watchers (as [`WATCH_BUFFER`]).
+pub const INFO_WATCH_BUFFER: usize = 1 << 14;
+
+/// The infos' watch channel, created by the first watcher.
+type InfoWatchChannel = Arc<OnceLock<tokio::sync::broadcast::Sender<Arc<InfoEvent>>>>;
 
 /// A call run on the node's task, with the node and the current time.
 type Call = Box<dyn FnOnce(&mut Node, std::time::Instant) + Send>;
@@ -125,6 +132,7 @@ impl std::fmt::Debug for Command {
 pub struct NodeHandle {
     cmds: mpsc::UnboundedSender<Command>,
     watch: WatchChannel,
+    info_watch: InfoWatchChannel,
     traffic: Arc<Traffic>,
     addr: SocketAddr,
     name: String,
@@ -194,6 +202,14 @@ impl NodeHandle {
     pub fn subscribe_watch(&self) -> tokio::sync::broadcast::Receiver<Arc<WatchEvent>> {
         self.watch
             .get_or_init(|| tokio::sync::broadcast::channel(WATCH_BUFFER).0)
+            .subscribe()
+    }
+
+    /// A new receiver of every info change from now on; subscribe inside
+    /// [`NodeHandle::call`] as for [`NodeHandle::subscribe_watch`].
+    pub fn subscribe_infos(&self) -> tokio::sync::broadcast::Receiver<Arc<InfoEvent>> {
+        self.info_watch
+            .get_or_init(|| tokio::sync::broadcast::channel(INFO_WATCH_BUFFER).0)
             .subscribe()
     }
 
@@ -333,6 +349,14 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
+/// The wall clock infos are stamped with: Unix milliseconds (0 before
+/// 1970, which no host running this has).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Starts a node bound to `bind` on real UDP and TCP sockets sharing one
 /// port. With port 0 the advertise port becomes the bound port. Events go
 /// to the returned receiver; the node runs until shut down or all handles
@@ -380,8 +404,12 @@ pub async fn start_on<T: Transport>(
     // they come from OS entropy, not from the (possibly fixed) `seed`.
     let nonces = <NonceRng as rand::SeedableRng>::from_os_rng();
     let tables = node::tables_config(&cfg);
-    let core = Node::new(cfg, tables, seed, nonces, now())?;
+    let mut core = Node::new(cfg, tables, seed, nonces, now())?;
+    // Read once: later instants are converted by the core, so paused test
+    // time moves the infos' wall clock too.
+    core.set_wall_clock(now(), unix_ms());
     let watch = WatchChannel::default();
+    let info_watch = InfoWatchChannel::default();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let traffic = Arc::new(Traffic::default());
@@ -391,6 +419,7 @@ pub async fn start_on<T: Transport>(
         traffic: traffic.clone(),
         events: ev_tx,
         watch: watch.clone(),
+        info_watch: info_watch.clone(),
         late: late::LateTicks::default(),
     };
     tokio::spawn(shell.run(cmd_rx));
@@ -399,6 +428,7 @@ pub async fn start_on<T: Transport>(
         NodeHandle {
             cmds: cmd_tx,
             watch,
+            info_watch,
             traffic,
             addr: local,
             name,
@@ -429,6 +459,7 @@ struct Shell<S: Socket> {
     traffic: Arc<Traffic>,
     events: mpsc::UnboundedSender<Event>,
     watch: WatchChannel,
+    info_watch: InfoWatchChannel,
     late: late::LateTicks,
 }
 
@@ -548,6 +579,11 @@ impl<S: Socket> Shell<S> {
                     // No watcher yet, or none left: nothing to do.
                     if let Some(tx) = self.watch.get() {
                         let _ = tx.send(Arc::new(w));
+                    }
+                }
+                Output::Info(e) => {
+                    if let Some(tx) = self.info_watch.get() {
+                        let _ = tx.send(Arc::new(e));
                     }
                 }
                 // An output this shell does not carry out yet.

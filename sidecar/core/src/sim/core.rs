@@ -99,6 +99,9 @@ pub trait Core: Sized {
 
     /// Stops all activity (a crash).
     fn shutdown(&mut self);
+
+    /// Anchors the wall clock (Unix ms at `now`), for cores that read one.
+    fn set_wall_clock(&mut self, _now: Instant, _unix_ms: u64) {}
 }
 
 impl Core for Membership<NoDelegate> {
@@ -265,5 +268,9 @@ impl Core for Node {
 
     fn shutdown(&mut self) {
         Node::shutdown(self);
+    }
+
+    fn set_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        Node::set_wall_clock(self, now, unix_ms);
     }
 }

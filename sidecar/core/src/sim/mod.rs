@@ -37,6 +37,10 @@ pub use net::LinkModel;
 pub use scenario::{run_scenario, run_scenario_guarded, Report, Scenario, ScenarioConfig};
 pub use trace::Fnv64;
 
+/// The simulated wall clock at virtual time zero (2026-01-01T00:00:00Z),
+/// in Unix milliseconds.
+pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -390,6 +394,7 @@ impl<C: Core> Sim<C> {
     fn make_node(&self, i: usize, cfg: C::Config, adopt: bool) -> Result<C, SimError> {
         let now = self.instant();
         let mut m = C::create(cfg, self.node_seed(i, 0), now)?;
+        m.set_wall_clock(now, self.wall_ms());
         if let Some(s) = self.snapshot.as_ref().filter(|_| adopt) {
             m.adopt_snapshot(Arc::clone(s), now);
         }
@@ -406,6 +411,12 @@ impl<C: Core> Sim<C> {
     /// The instant virtual time is now.
     pub fn instant(&self) -> Instant {
         self.base + Duration::from_nanos(self.now)
+    }
+
+    /// The simulated wall clock, which every node reads alike: Unix
+    /// milliseconds, [`SIM_EPOCH_MS`] at virtual time zero.
+    pub fn wall_ms(&self) -> u64 {
+        SIM_EPOCH_MS + self.now().as_millis() as u64
     }
 
     /// Nodes, crashed ones included.
@@ -559,7 +570,8 @@ impl<C: Core> Sim<C> {
     pub fn restart(&mut self, i: usize, seeds: &[usize]) -> Result<(), SimError> {
         let gen = self.nodes[i].gen + 1;
         let now = self.instant();
-        let m = C::create(self.node_config(i), self.node_seed(i, gen), now)?;
+        let mut m = C::create(self.node_config(i), self.node_seed(i, gen), now)?;
+        m.set_wall_clock(now, self.wall_ms());
         let n = &mut self.nodes[i];
         n.m = m;
         n.up = true;
@@ -924,6 +936,14 @@ impl<C: Core> Sim<C> {
                         .mix(w.key.as_bytes());
                     self.watch.push((self.now(), i, w));
                 }
+                // Infos are read from the nodes; only the trace sees changes.
+                Output::Info(e) => {
+                    self.trace
+                        .mix(b"I")
+                        .mix_u64(self.now)
+                        .mix_u64(i as u64)
+                        .mix(e.info.key.as_bytes());
+                }
             }
         }
         let n = &mut self.nodes[i];
@@ -953,6 +973,21 @@ impl Sim<Node> {
     /// Node `i`'s tables.
     pub fn tables(&self, i: usize) -> &Tables {
         self.nodes[i].m.tables()
+    }
+
+    /// Node `i`'s infos.
+    pub fn infos(&self, i: usize) -> &crate::infos::Infos {
+        self.nodes[i].m.infos()
+    }
+
+    /// Runs `f` on node `i`'s infos now, then carries out what they asked
+    /// for.
+    pub fn with_infos<T>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut crate::infos::Infos, Instant) -> T,
+    ) -> T {
+        self.command(i, |n, now| n.with_infos(now, f))
     }
 
     /// Runs `f` on node `i`'s tables now, then carries out what they
@@ -987,6 +1022,10 @@ fn proptest_cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+#[cfg(test)]
+mod infos_tests;
+#[cfg(test)]
+mod sentinel_tests;
 #[cfg(test)]
 mod tables_tests;
 #[cfg(test)]
