@@ -116,6 +116,25 @@ impl BroadcastQueue {
         out
     }
 
+    /// The messages [`BroadcastQueue::take`] would take, without counting
+    /// a transmission for any of them.
+    pub fn peek(&self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        for item in self.items.values() {
+            if used + overhead >= limit {
+                break;
+            }
+            let cost = overhead + item.msg.len();
+            if used + cost > limit {
+                continue;
+            }
+            used += cost;
+            out.push(item.msg.clone());
+        }
+        out
+    }
+
     /// Drops the most-sent messages until at most `max` remain.
     pub fn prune(&mut self, max: usize) {
         while self.items.len() > max {
@@ -193,6 +212,17 @@ mod tests {
         q.push(None, vec![4; 100], false);
         let got = q.take(2, 30, 5);
         assert_eq!(got, vec![vec![3; 10], vec![2; 10]]);
+    }
+
+    #[test]
+    fn peek_counts_no_transmission() {
+        let mut q = BroadcastQueue::default();
+        q.push(None, vec![1; 10], false);
+        for _ in 0..5 {
+            assert_eq!(q.peek(2, 1400), vec![vec![1; 10]]);
+        }
+        assert_eq!(q.take(2, 1400, 1).len(), 1);
+        assert!(q.is_empty());
     }
 
     #[test]
