@@ -31,6 +31,7 @@ pub mod model;
 mod net;
 pub mod scenario;
 mod trace;
+pub mod waves;
 
 pub use self::core::{Core, NodeConfig};
 pub use net::LinkModel;
@@ -991,3 +992,5 @@ fn proptest_cases(default: u32) -> u32 {
 mod tables_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod waves_tests;
