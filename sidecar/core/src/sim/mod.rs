@@ -989,6 +989,8 @@ fn proptest_cases(default: u32) -> u32 {
 }
 
 #[cfg(test)]
+mod reach_tests;
+#[cfg(test)]
 mod tables_tests;
 #[cfg(test)]
 mod tests;
