@@ -47,7 +47,7 @@ const TARGET: usize = 10;
 /// Catch-up rounds after the last change seen, when each broadcast is
 /// sent `limit` times: fewer where gossip alone reaches further.
 pub(super) fn rounds(limit: usize) -> u32 {
-    TARGET.saturating_sub(limit).clamp(1, 4) as u32
+    TARGET.saturating_sub(limit).clamp(2, 4) as u32
 }
 
 /// Catch-ups allowed per periodic push/pull interval: the rounds after

@@ -70,6 +70,9 @@ pub struct WaveReport {
     pub tcp_bytes: u64,
     /// UDP bytes sent in all.
     pub udp_bytes: u64,
+    /// Catch-up push/pulls started by the nodes running at the end: in
+    /// all, and by the busiest node.
+    pub catch_ups: (u64, u64),
 }
 
 /// Who should be seen alive, who sees whom alive, and how many views are
@@ -268,7 +271,16 @@ pub fn run_wave(
         }
     }
     let traffic = sim.traffic();
+    let per_node: Vec<u64> = (0..total)
+        .filter(|i| sim.is_up(*i))
+        .map(|i| sim.node(i).stats().catch_ups)
+        .collect();
+    let catch_ups = (
+        per_node.iter().sum(),
+        per_node.iter().copied().max().unwrap_or(0),
+    );
     Ok(WaveReport {
+        catch_ups,
         last_change,
         converged_after: zero_since.map(|z| z.saturating_sub(last_change)),
         wrong_at_end,

@@ -40,10 +40,32 @@ fn run(cfg: &WaveConfig, n: u64, exact: bool) -> waves::Sweep {
     s
 }
 
+fn rolling(nodes: usize, profile: Profile) -> WaveConfig {
+    WaveConfig {
+        nodes,
+        seed: 0,
+        profile,
+        wave: Wave::Rolling {
+            restarts: nodes.min(8) - 1,
+            every: Duration::from_millis(700),
+        },
+        watch: Duration::from_secs(20),
+    }
+}
+
 #[test]
 fn join_wave_6_local() {
     let s = run(&join(6, Profile::Local), seeds(100), false);
     assert!(s.slow.is_empty(), "{s}");
+}
+
+/// The slow mode the issue measured with real processes, reproduced:
+/// memberlist's own schedule leaves some early joiner without some late
+/// one until a periodic push/pull (15 s with the Local profile).
+#[test]
+fn join_wave_6_local_memberlist_exact_is_slow_in_some_seeds() {
+    let s = run(&join(6, Profile::Local), seeds(100), true);
+    assert!(!s.slow.is_empty(), "{s}");
 }
 
 #[test]
@@ -53,7 +75,13 @@ fn join_wave_64_lan() {
 }
 
 #[test]
-fn join_wave_1000_lan() {
-    let s = run(&join(1000, Profile::Lan), seeds(1), false);
+fn rolling_restart_6_local() {
+    let s = run(&rolling(6, Profile::Local), seeds(100), false);
+    assert!(s.slow.is_empty(), "{s}");
+}
+
+#[test]
+fn rolling_restart_64_lan() {
+    let s = run(&rolling(64, Profile::Lan), seeds(20), false);
     assert!(s.slow.is_empty(), "{s}");
 }
