@@ -36,10 +36,7 @@ impl Case {
     fn parse(s: &str) -> Case {
         match s {
             "local6" => Case::Join { n: 6, local: true },
-            "rolling16" => Case::Rolling {
-                n: 16,
-                restarts: 4,
-            },
+            "rolling16" => Case::Rolling { n: 16, restarts: 4 },
             other => {
                 let n = other
                     .strip_prefix("lan")
@@ -112,7 +109,9 @@ fn trial(imp: Impl, case: Case, cap: Duration) -> Option<f64> {
     match case {
         Case::Join { n, local } => {
             let peers: Vec<Peer> = (0..n)
-                .map(|i| Peer::spawn(imp.kind, &format!("n{i}"), imp.flags(local)).expect("peer starts"))
+                .map(|i| {
+                    Peer::spawn(imp.kind, &format!("n{i}"), imp.flags(local)).expect("peer starts")
+                })
                 .collect();
             let seed = peers[0].addr().to_string();
             for p in &peers[1..] {
@@ -132,7 +131,9 @@ fn trial(imp: Impl, case: Case, cap: Duration) -> Option<f64> {
         Case::Rolling { n, restarts } => {
             let flags = imp.flags(false);
             let mut peers: Vec<Peer> = (0..n)
-                .map(|i| Peer::spawn(imp.kind, &format!("n{i}"), flags.clone()).expect("peer starts"))
+                .map(|i| {
+                    Peer::spawn(imp.kind, &format!("n{i}"), flags.clone()).expect("peer starts")
+                })
                 .collect();
             let anchor = peers[n - 1].addr().to_string();
             for p in &peers[..n - 1] {
@@ -185,7 +186,9 @@ fn main() {
     // `cargo bench` passes `--bench`; a plain `cargo test --benches` run
     // only checks that it builds.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("convergence benchmark: run with `cargo bench -p gossamer-tests --bench convergence`");
+        println!(
+            "convergence benchmark: run with `cargo bench -p gossamer-tests --bench convergence`"
+        );
         return;
     }
     let trials: usize = arg("--trials").map_or(5, |s| s.parse().expect("--trials takes a count"));
@@ -202,7 +205,10 @@ fn main() {
         .split(',')
         .map(Impl::parse)
         .collect();
-    println!("| case | implementation | trials | within 2 s | over {} s | sorted times (s) |", cap.as_secs());
+    println!(
+        "| case | implementation | trials | within 2 s | over {} s | sorted times (s) |",
+        cap.as_secs()
+    );
     println!("|---|---|---|---|---|---|");
     for case in &cases {
         for imp in &impls {
@@ -218,7 +224,11 @@ fn main() {
             times.sort_by(f64::total_cmp);
             let within = times.iter().filter(|s| **s <= 2.0).count();
             let list: Vec<String> = times.iter().map(|s| format!("{s:.2}")).collect();
-            let over_list = if over > 0 { format!(", {over} x over") } else { String::new() };
+            let over_list = if over > 0 {
+                format!(", {over} x over")
+            } else {
+                String::new()
+            };
             println!(
                 "| {} | {} | {} | {} | {} | {}{} |",
                 case.name(),

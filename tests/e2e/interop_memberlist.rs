@@ -259,5 +259,8 @@ fn a_mixed_join_wave_converges_before_the_periodic_push_pull() {
             .map_err(|e| p.report(&format!("not all {n} alive 10 s after the last join: {e}")))
             .unwrap();
     }
-    eprintln!("mixed join wave: all see all {:?} after the last join", t0.elapsed());
+    eprintln!(
+        "mixed join wave: all see all {:?} after the last join",
+        t0.elapsed()
+    );
 }
