@@ -145,14 +145,12 @@ fn trial(imp: Impl, case: Case, cap: Duration) -> Option<f64> {
                     .expect("the cluster converges before the restarts");
             }
             let mut t0 = Instant::now();
-            for r in 0..restarts {
-                let mut old = std::mem::replace(
-                    &mut peers[r],
-                    Peer::spawn(imp.kind, &format!("r{r}"), flags.clone()).expect("peer starts"),
-                );
+            for (r, slot) in peers.iter_mut().take(restarts).enumerate() {
+                let new =
+                    Peer::spawn(imp.kind, &format!("r{r}"), flags.clone()).expect("peer starts");
+                let mut old = std::mem::replace(slot, new);
                 // The new pod starts as the old one leaves.
-                peers[r]
-                    .cmd(&serde_json::json!({"cmd": "join", "seeds": [anchor]}))
+                slot.cmd(&serde_json::json!({"cmd": "join", "seeds": [anchor]}))
                     .expect("join command");
                 t0 = Instant::now();
                 let _ = old.leave(Duration::from_secs(2));

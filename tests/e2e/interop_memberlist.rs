@@ -237,6 +237,7 @@ fn left_or_dead(v: &View) -> usize {
 /// to everyone well before the periodic push/pull that pure Go clusters
 /// wait for in about half of such runs.
 #[test]
+#[allow(clippy::disallowed_methods)] // one deadline, from the last join
 fn a_mixed_join_wave_converges_before_the_periodic_push_pull() {
     use Kind::{Go, Rust};
     let kinds = [Go, Rust, Go, Rust, Go, Rust, Go, Rust];
