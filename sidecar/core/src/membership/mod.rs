@@ -843,8 +843,11 @@ impl<D: Delegate> Membership<D> {
     /// Membership broadcasts first, then the delegate's (as memberlist's
     /// `getBroadcasts`), then user broadcasts, each in the space left.
     fn take_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
-        let transmit = self.transmit_limit();
-        let mut msgs = self.broadcasts.take(overhead, limit, transmit);
+        // The transmit floor is for membership news only: user broadcasts
+        // keep memberlist's count.
+        let transmit = retransmit_limit(self.cfg.retransmit_mult, self.order.len());
+        let news_transmit = self.transmit_limit();
+        let mut msgs = self.broadcasts.take(overhead, limit, news_transmit);
         let mut used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
         let avail = limit.saturating_sub(used);
         if avail > overhead + USER_MSG_OVERHEAD {
