@@ -112,6 +112,11 @@ struct RunArgs {
     /// With keys, encrypt outgoing gossip (memberlist GossipVerifyOutgoing).
     #[arg(long)]
     verify_outgoing: Option<bool>,
+    /// Run exactly as hashicorp/memberlist and libnetwork's NetworkDB do:
+    /// no catch-up push/pulls, transmit floor or eager table pushes
+    /// (overrides the config file's `memberlist_exact`).
+    #[arg(long)]
+    memberlist_exact: Option<bool>,
     /// Serve the local table API on IP:PORT or unix:PATH (overrides
     /// api.listen).
     #[arg(long)]
@@ -473,6 +478,12 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     if let Some(v) = args.verify_outgoing {
         cfg.gossip_verify_outgoing = v;
+    }
+    if let Some(v) = args.memberlist_exact {
+        cfg.memberlist_exact = v;
+    }
+    if cfg.memberlist_exact {
+        info!("memberlist_exact: gossiping exactly as memberlist and NetworkDB do");
     }
     if !cfg.keys.is_empty() {
         let fps: Vec<String> = cfg

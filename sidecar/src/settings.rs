@@ -47,6 +47,12 @@ pub struct FileConfig {
     /// default true.
     #[serde(default)]
     pub verify_outgoing: Option<bool>,
+    /// Run membership and tables exactly as hashicorp/memberlist v0.7.0
+    /// and libnetwork's NetworkDB do: no catch-up push/pulls after member
+    /// list changes, no transmit floor, no eager pushes of table events.
+    /// Default false (Gossamer's faster convergence; the same messages).
+    #[serde(default)]
+    pub memberlist_exact: bool,
     /// NetworkDB networks joined at start.
     #[serde(default)]
     pub networks: Vec<NetworkSection>,
@@ -329,6 +335,7 @@ impl FileConfig {
             keys: Vec::new(),
             verify_incoming: None,
             verify_outgoing: None,
+            memberlist_exact: false,
             tuning: Tuning::default(),
             networks: Vec::new(),
             api: None,
@@ -417,6 +424,7 @@ impl FileConfig {
         if let Some(v) = self.verify_outgoing {
             cfg.gossip_verify_outgoing = v;
         }
+        cfg.memberlist_exact = self.memberlist_exact;
         cfg.validate()?;
         Ok((cfg, bind))
     }
@@ -432,6 +440,23 @@ mod tests {
         let (cfg, bind) = f.to_config().unwrap();
         assert_eq!(bind.ip().to_string(), "127.0.0.1");
         assert_eq!(cfg.name.len(), 12);
+    }
+
+    #[test]
+    fn memberlist_exact_is_off_unless_asked_for() {
+        let (cfg, _) = FileConfig::parse("profile: local\n")
+            .unwrap()
+            .to_config()
+            .unwrap();
+        assert!(!cfg.memberlist_exact);
+        let (cfg, _) = FileConfig::parse("memberlist_exact: true\n")
+            .unwrap()
+            .to_config()
+            .unwrap();
+        assert!(cfg.memberlist_exact);
+        assert!(gossamer_core::node::tables_config(&cfg)
+            .eager_push
+            .is_none());
     }
 
     #[test]

@@ -228,3 +228,40 @@ fn labelled_clusters_interoperate_and_mismatched_labels_never_join() {
 fn left_or_dead(v: &View) -> usize {
     v.events.iter().filter(|e| e["ev"] == "leave").count()
 }
+
+/// Issue 14's slow mode in a mixed cluster: a Go seed and seven peers,
+/// Go and Gossamer alternately, join it 0.1 s apart with the Local
+/// profile (each broadcast sent only twice by the Go peers, push/pull
+/// every 15 s). Gossamer's catch-up push/pulls and its transmit floor are
+/// plain memberlist messages to the Go peers, and carry the late joiners
+/// to everyone well before the periodic push/pull that pure Go clusters
+/// wait for in about half of such runs.
+#[test]
+#[allow(clippy::disallowed_methods)] // one deadline, from the last join
+fn a_mixed_join_wave_converges_before_the_periodic_push_pull() {
+    use Kind::{Go, Rust};
+    let kinds = [Go, Rust, Go, Rust, Go, Rust, Go, Rust];
+    let flags = Flags::new().profile("local");
+    let peers: Vec<Peer> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Peer::spawn(*k, &format!("n{i}"), flags.clone()).unwrap())
+        .collect();
+    let seed = peers[0].addr().to_string();
+    for p in &peers[1..] {
+        thread::sleep(Duration::from_millis(100));
+        p.join(&[seed.as_str()]).unwrap();
+    }
+    let t0 = std::time::Instant::now();
+    let n = peers.len();
+    for p in &peers {
+        let left = Duration::from_secs(10).saturating_sub(t0.elapsed());
+        p.wait_for(|v| v.alive().len() == n, left)
+            .map_err(|e| p.report(&format!("not all {n} alive 10 s after the last join: {e}")))
+            .unwrap();
+    }
+    eprintln!(
+        "mixed join wave: all see all {:?} after the last join",
+        t0.elapsed()
+    );
+}

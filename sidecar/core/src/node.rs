@@ -96,7 +96,8 @@ pub enum Output {
 
 /// The tables' settings derived from membership's, as libnetwork derives
 /// them from memberlist's: same node name, gossip interval, and bulk sync
-/// every push/pull interval (30 s when push/pull is off).
+/// every push/pull interval (30 s when push/pull is off); eager pushes of
+/// new table events unless membership runs `memberlist_exact`.
 pub fn tables_config(m: &membership::Config) -> tables::Config {
     let mut t = tables::Config::new(m.name.clone());
     if !m.gossip_interval.is_zero() {
@@ -104,6 +105,10 @@ pub fn tables_config(m: &membership::Config) -> tables::Config {
     }
     if !m.push_pull_interval.is_zero() {
         t.bulk_sync_interval = m.push_pull_interval;
+    }
+    if m.memberlist_exact {
+        // As libnetwork: table events wait for the gossip rounds.
+        t.eager_push = None;
     }
     t
 }

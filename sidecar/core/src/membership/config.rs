@@ -100,6 +100,14 @@ pub struct Config {
     /// With keys installed, encrypt what this node sends (memberlist's
     /// `GossipVerifyOutgoing`). Off: keys only decrypt.
     pub gossip_verify_outgoing: bool,
+    /// Run exactly as memberlist v0.7.0 does: no catch-up push/pulls after
+    /// membership changes, and broadcasts spent on recently dead gossip
+    /// targets as on live ones. Off (Gossamer's default), a node that saw
+    /// members join or leave exchanges state with a random member soon
+    /// after (see `membership::catchup`), and gossip to the dead does not
+    /// use up the transmit budget. Both use only memberlist's own messages,
+    /// so mixed clusters work either way.
+    pub memberlist_exact: bool,
 }
 
 impl Config {
@@ -132,6 +140,7 @@ impl Config {
             keys: Vec::new(),
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
+            memberlist_exact: false,
         }
     }
 

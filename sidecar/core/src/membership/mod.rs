@@ -9,6 +9,7 @@
 //! caller drains with [`Membership::poll_output`]. It never reads a clock,
 //! never touches a socket and owns its RNG, seeded by the caller.
 
+mod catchup;
 mod codec;
 mod config;
 mod crypt;
@@ -85,6 +86,7 @@ enum Timer {
     Suspicion(String),
     AckExpire(u32),
     LeaveTimeout,
+    CatchUp,
 }
 
 /// Who waits for an ack with a given sequence number.
@@ -166,6 +168,7 @@ pub struct Membership<D = NoDelegate> {
     /// Nonces for AES-GCM; a CSPRNG (see [`Membership::with_nonce_rng`]).
     nonces: NonceRng,
     decrypt_failures: crypt::DecryptFailures,
+    catch_up: catchup::CatchUp,
     delegate: D,
 }
 
@@ -243,6 +246,7 @@ impl<D: Delegate> Membership<D> {
             keyring: Keyring::new(cfg.keys.iter().cloned()),
             nonces,
             decrypt_failures: crypt::DecryptFailures::default(),
+            catch_up: catchup::CatchUp::default(),
             delegate,
             cfg,
         };
@@ -710,6 +714,7 @@ impl<D: Delegate> Membership<D> {
             }
             Timer::PushPull => {
                 self.periodic_push_pull(now);
+                self.catch_up_refill();
                 let at = now + push_pull_scale(self.cfg.push_pull_interval, self.order.len());
                 self.arm(at, Timer::PushPull);
             }
@@ -725,6 +730,7 @@ impl<D: Delegate> Membership<D> {
                     self.send_msg(reply_to, &Message::Nack(wire::Nack { seq_no: orig_seq }));
                 }
             }
+            Timer::CatchUp => self.catch_up_fire(now),
             Timer::LeaveTimeout => {
                 if self.leave.take().is_some() {
                     warn!("leave broadcast not fully sent before the timeout");
@@ -739,6 +745,11 @@ impl<D: Delegate> Membership<D> {
     // ----- sending --------------------------------------------------------
 
     fn emit(&mut self, e: Event) {
+        if let Event::Join(m) | Event::Leave(m) = &e {
+            if m.name != self.cfg.name {
+                self.catch_up.news += 1;
+            }
+        }
         if !self.shut_down {
             self.outputs.push_back(Output::Event(e));
         }
@@ -832,8 +843,11 @@ impl<D: Delegate> Membership<D> {
     /// Membership broadcasts first, then the delegate's (as memberlist's
     /// `getBroadcasts`), then user broadcasts, each in the space left.
     fn take_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+        // The transmit floor is for membership news only: user broadcasts
+        // keep memberlist's count.
         let transmit = retransmit_limit(self.cfg.retransmit_mult, self.order.len());
-        let mut msgs = self.broadcasts.take(overhead, limit, transmit);
+        let news_transmit = self.transmit_limit();
+        let mut msgs = self.broadcasts.take(overhead, limit, news_transmit);
         let mut used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
         let avail = limit.saturating_sub(used);
         if avail > overhead + USER_MSG_OVERHEAD {
@@ -871,7 +885,8 @@ impl<D: Delegate> Membership<D> {
     }
 
     /// Reports finished leave broadcasts.
-    fn flush_finished(&mut self, _now: Instant) {
+    fn flush_finished(&mut self, now: Instant) {
+        self.catch_up_check(now);
         let finished = self.broadcasts.take_finished();
         if let Some(l) = &self.leave {
             if finished.contains(&l.broadcast) {
@@ -897,9 +912,20 @@ impl<D: Delegate> Membership<D> {
                 }
         });
         let budget = self.packet_budget();
-        for (addr, pmax) in targets {
-            let msgs = self.take_broadcasts(COMPOUND_OVERHEAD, budget);
+        for (addr, pmax, status) in targets {
+            // A dead target may be alive across a partition and is told
+            // the news, as memberlist does; but Gossamer does not count
+            // that towards the messages' transmit limits, so a leave or a
+            // death is not used up on members that cannot pass it on.
+            let msgs = if status.is_gone() && !self.cfg.memberlist_exact {
+                self.broadcasts.peek(COMPOUND_OVERHEAD, budget)
+            } else {
+                self.take_broadcasts(COMPOUND_OVERHEAD, budget)
+            };
             if msgs.is_empty() {
+                if status.is_gone() && !self.cfg.memberlist_exact {
+                    continue;
+                }
                 return;
             }
             if msgs.len() == 1 {
@@ -919,7 +945,7 @@ impl<D: Delegate> Membership<D> {
         let target = self.random_nodes(1, |n| {
             n.member.name == me || n.member.status != NodeStatus::Alive
         });
-        if let Some((addr, _)) = target.first() {
+        if let Some((addr, _, _)) = target.first() {
             self.push_pull(*addr, None, now);
         }
     }
@@ -1076,7 +1102,7 @@ impl<D: Delegate> Membership<D> {
         &mut self,
         k: usize,
         exclude: impl Fn(&NodeState) -> bool,
-    ) -> Vec<(SocketAddr, u8)> {
+    ) -> Vec<(SocketAddr, u8, NodeStatus)> {
         let n = self.order.len();
         let mut picked: Vec<usize> = Vec::with_capacity(k);
         let mut out = Vec::with_capacity(k);
@@ -1098,7 +1124,11 @@ impl<D: Delegate> Membership<D> {
                 continue;
             }
             picked.push(idx);
-            out.push((node.member.addr, node.member.protocol_max()));
+            out.push((
+                node.member.addr,
+                node.member.protocol_max(),
+                node.member.status,
+            ));
         }
         out
     }

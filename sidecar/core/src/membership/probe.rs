@@ -138,7 +138,7 @@ impl<D: super::Delegate> Membership<D> {
             n.member.name == me || n.member.name == target || n.member.status != NodeStatus::Alive
         });
         let mut expected = 0;
-        for (helper, helper_pmax) in helpers {
+        for (helper, helper_pmax, _) in helpers {
             // Only members on protocol 4 and up send nacks.
             let nack = helper_pmax >= 4;
             expected += usize::from(nack);

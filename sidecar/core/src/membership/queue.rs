@@ -78,11 +78,38 @@ impl BroadcastQueue {
     /// message, and counts one transmission for each; a message sent
     /// `transmit_limit` times leaves the queue.
     pub fn take(&mut self, overhead: usize, limit: usize, transmit_limit: usize) -> Vec<Vec<u8>> {
+        self.take_sent_under(overhead, limit, transmit_limit, usize::MAX)
+    }
+
+    /// As [`BroadcastQueue::take`], of the messages sent fewer than
+    /// `under` times only.
+    pub fn take_sent_fewer_than(
+        &mut self,
+        under: usize,
+        overhead: usize,
+        limit: usize,
+        transmit_limit: usize,
+    ) -> Vec<Vec<u8>> {
+        self.take_sent_under(overhead, limit, transmit_limit, under)
+    }
+
+    /// True when some message was sent fewer than `under` times.
+    pub fn has_sent_fewer_than(&self, under: usize) -> bool {
+        self.items.keys().next().is_some_and(|k| k.0 < under)
+    }
+
+    fn take_sent_under(
+        &mut self,
+        overhead: usize,
+        limit: usize,
+        transmit_limit: usize,
+        under: usize,
+    ) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut used = 0usize;
         let mut picked: Vec<Key> = Vec::new();
         for (key, item) in &self.items {
-            if used + overhead >= limit {
+            if used + overhead >= limit || key.0 >= under {
                 break;
             }
             let cost = overhead + item.msg.len();
@@ -112,6 +139,25 @@ impl BroadcastQueue {
                 }
                 self.items.insert(new_key, item);
             }
+        }
+        out
+    }
+
+    /// The messages [`BroadcastQueue::take`] would take, without counting
+    /// a transmission for any of them.
+    pub fn peek(&self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        for item in self.items.values() {
+            if used + overhead >= limit {
+                break;
+            }
+            let cost = overhead + item.msg.len();
+            if used + cost > limit {
+                continue;
+            }
+            used += cost;
+            out.push(item.msg.clone());
         }
         out
     }
@@ -193,6 +239,34 @@ mod tests {
         q.push(None, vec![4; 100], false);
         let got = q.take(2, 30, 5);
         assert_eq!(got, vec![vec![3; 10], vec![2; 10]]);
+    }
+
+    #[test]
+    fn take_sent_fewer_than_skips_messages_sent_more() {
+        let mut q = BroadcastQueue::default();
+        q.push(None, vec![1; 10], false);
+        q.take(2, 1400, 5);
+        assert!(!q.has_sent_fewer_than(1));
+        assert!(q.has_sent_fewer_than(2));
+        assert!(q.take_sent_fewer_than(1, 2, 1400, 5).is_empty());
+        q.push(None, vec![2; 10], false);
+        assert!(q.has_sent_fewer_than(1));
+        assert_eq!(q.take_sent_fewer_than(1, 2, 1400, 5), vec![vec![2; 10]]);
+        // Both stay queued for the gossip rounds.
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.take_sent_fewer_than(2, 2, 1400, 5).len(), 2);
+        assert!(!q.has_sent_fewer_than(2));
+    }
+
+    #[test]
+    fn peek_counts_no_transmission() {
+        let mut q = BroadcastQueue::default();
+        q.push(None, vec![1; 10], false);
+        for _ in 0..5 {
+            assert_eq!(q.peek(2, 1400), vec![vec![1; 10]]);
+        }
+        assert_eq!(q.take(2, 1400, 1).len(), 1);
+        assert!(q.is_empty());
     }
 
     #[test]

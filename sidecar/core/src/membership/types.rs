@@ -190,6 +190,9 @@ pub struct Stats {
     /// Packets and streams refused because they could not be decrypted
     /// (wrong key, altered, or plain while encryption is enforced).
     pub decrypt_failures: u64,
+    /// Catch-up push/pulls started after membership changes (none with
+    /// `memberlist_exact`).
+    pub catch_ups: u64,
 }
 
 /// Converts wire address bytes (4 or 16, v4-mapped accepted) and a port.

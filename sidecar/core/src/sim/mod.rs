@@ -31,6 +31,7 @@ pub mod model;
 mod net;
 pub mod scenario;
 mod trace;
+pub mod waves;
 
 pub use self::core::{Core, NodeConfig};
 pub use net::LinkModel;
@@ -1027,6 +1028,10 @@ mod infos_tests;
 #[cfg(test)]
 mod sentinel_tests;
 #[cfg(test)]
+mod reach_tests;
+#[cfg(test)]
 mod tables_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod waves_tests;

@@ -70,6 +70,10 @@ pub struct ScenarioConfig {
     pub fact_at: Duration,
     /// How long a partition lasts.
     pub partition_for: Duration,
+    /// Every node runs with `memberlist_exact` (memberlist's own
+    /// behaviour; the trace hashes of runs before Gossamer's catch-up
+    /// push/pulls and transmit floor).
+    pub memberlist_exact: bool,
 }
 
 impl ScenarioConfig {
@@ -81,6 +85,7 @@ impl ScenarioConfig {
             duration,
             fact_at: Duration::from_secs(2),
             partition_for: Duration::from_secs(20),
+            memberlist_exact: false,
         }
     }
 }
@@ -321,7 +326,10 @@ pub fn run_scenario_guarded(
     if cfg.scenario == Scenario::Rotate {
         sim_cfg.keys = vec![old_key.clone()];
     }
-    let mut sim = Sim::new(sim_cfg, base)?;
+    let exact = cfg.memberlist_exact;
+    let mut sim = Sim::<crate::membership::Membership>::configured(sim_cfg, base, move |_, c| {
+        c.memberlist_exact = exact;
+    })?;
     let probe = sim.node_config(0);
     let victim = n - 1;
     let half = |i: usize| u32::from(i >= n / 2) + 1;

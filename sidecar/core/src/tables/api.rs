@@ -278,6 +278,7 @@ impl Tables {
             n.broadcasts
                 .push(Some(event_name(nid, table, key)), msg, false);
         }
+        self.arm_eager(now);
         Ok(ltime)
     }
 

@@ -37,10 +37,20 @@ pub struct Config {
     /// Table events learned by bulk sync are not relayed while this many
     /// relays are queued for the network.
     pub max_rebroadcast_on_sync: usize,
+    /// A table event new to this node (its own write, or another's it is
+    /// the first to relay) is first sent to `gossip_fanout` members this
+    /// long after it was queued, instead of at the next gossip round;
+    /// events queued within the window share compound messages. `None`:
+    /// only the gossip rounds send, as libnetwork does.
+    pub eager_push: Option<Duration>,
 }
 
+/// Gossamer's batching window for [`Config::eager_push`].
+pub const EAGER_PUSH_DELAY: Duration = Duration::from_millis(10);
+
 impl Config {
-    /// libnetwork's defaults for a node called `node_name`.
+    /// libnetwork's defaults for a node called `node_name`, with
+    /// Gossamer's [`Config::eager_push`] on.
     pub fn new(node_name: impl Into<String>) -> Self {
         Config {
             node_name: node_name.into(),
@@ -55,6 +65,7 @@ impl Config {
             retry_interval: Duration::from_secs(1),
             node_reap_interval: Duration::from_secs(24 * 60 * 60),
             max_rebroadcast_on_sync: 500,
+            eager_push: Some(EAGER_PUSH_DELAY),
         }
     }
 

@@ -263,6 +263,9 @@ impl Tables {
             codec::encode_raw(MessageType::TableEvent, raw),
             false,
         );
+        if !bulk {
+            self.arm_eager(now);
+        }
     }
 
     /// A table event from another node; true when it should be relayed

@@ -91,7 +91,7 @@ pub mod proto {
 }
 
 pub use clock::LamportClock;
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, EAGER_PUSH_DELAY};
 pub use types::{Change, EntryView, NetworkStats, Output, SendId, Stats, TablesError, WatchEvent};
 
 use std::collections::{BTreeMap, VecDeque};
@@ -146,6 +146,8 @@ struct Timers {
     bulk_sync: Instant,
     reap: Instant,
     retry: Instant,
+    /// The next eager push, when table events are waiting for one.
+    eager: Option<Instant>,
 }
 
 /// The NetworkDB state machine of one node.
@@ -184,6 +186,7 @@ impl Tables {
             bulk_sync: stagger(cfg.bulk_sync_interval),
             reap: stagger(cfg.reap_period),
             retry: stagger(cfg.retry_interval),
+            eager: None,
         };
         let mut peers = Peers::default();
         peers.nodes.insert(
@@ -231,7 +234,10 @@ impl Tables {
     /// When [`Tables::handle_timeout`] next needs calling.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.timers;
-        let periodic = t.gossip.min(t.bulk_sync).min(t.reap).min(t.retry);
+        let mut periodic = t.gossip.min(t.bulk_sync).min(t.reap).min(t.retry);
+        if let Some(e) = t.eager {
+            periodic = periodic.min(e);
+        }
         Some(
             self.pending
                 .iter()
@@ -251,6 +257,10 @@ impl Tables {
     /// reconnects) and fails bulk syncs whose answer is overdue.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_syncs(now);
+        if self.timers.eager.is_some_and(|e| now >= e) {
+            self.timers.eager = None;
+            self.eager_push(now);
+        }
         if now >= self.timers.gossip {
             self.timers.gossip = next(self.timers.gossip, self.cfg.gossip_interval, now);
             self.gossip();

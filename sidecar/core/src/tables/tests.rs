@@ -272,28 +272,36 @@ fn tables_writes_gossip_to_all_members_and_deletes_follow() {
 
 #[test]
 fn tables_gossip_fits_the_packet_budget_and_goes_to_three_members() {
-    // One gossip round of a lone core with 200 entries to tell 5 peers.
-    let now = origin();
-    let mut t = lone("n0", &["n1", "n2", "n3", "n4", "n5"], now);
-    for i in 0..200 {
-        t.create_entry("net", "t", &format!("key-{i:04}"), vec![b'x'; 40], now)
-            .unwrap();
-    }
-    let next = t.poll_timeout().unwrap();
-    let due = next.max(now + Duration::from_millis(200));
-    t.handle_timeout(due);
-    let sends: Vec<Output> = std::iter::from_fn(|| t.poll_output())
-        .filter(|o| matches!(o, Output::Send { .. }))
-        .collect();
-    assert_eq!(sends.len(), 3, "fanout");
-    for s in &sends {
-        let Output::Send { data, reliable, .. } = s else {
-            unreachable!()
+    // One gossip round of a lone core with 200 entries to tell 5 peers;
+    // then the same with eager pushes, whose first one comes 10 ms after
+    // the writes and packs one compound as full as a gossip round's.
+    for eager in [false, true] {
+        let now = origin();
+        let mut t = lone("n0", &["n1", "n2", "n3", "n4", "n5"], now);
+        if !eager {
+            t.cfg.eager_push = None;
+        }
+        for i in 0..200 {
+            t.create_entry("net", "t", &format!("key-{i:04}"), vec![b'x'; 40], now)
+                .unwrap();
+        }
+        let next = t.poll_timeout().unwrap();
+        let due = if eager {
+            assert_eq!(next, now + crate::tables::EAGER_PUSH_DELAY);
+            next
+        } else {
+            next.max(now + Duration::from_millis(200))
         };
-        assert!(!reliable);
-        assert!(data.len() <= 1400, "{} bytes", data.len());
-        assert!(data.len() > 1300, "budget used: {} bytes", data.len());
-        assert!(table_events(data).len() > 10);
+        t.handle_timeout(due);
+        let sends: Vec<Output> = std::iter::from_fn(|| t.poll_output())
+            .filter(|o| matches!(o, Output::Send { .. }))
+            .collect();
+        check_round(&sends);
+        if eager {
+            // The rest of the 200 waits for the next window.
+            let next = t.poll_timeout().unwrap();
+            assert!(next <= due + crate::tables::EAGER_PUSH_DELAY);
+        }
     }
     // In a cluster, round after round, every member gets all 200.
     let mut sim = cluster(6, LinkModel::default());
@@ -307,6 +315,20 @@ fn tables_gossip_fits_the_packet_budget_and_goes_to_three_members() {
     sim.run_for(secs(10));
     for i in 0..6 {
         assert_eq!(sim.tables(i).list_table("net", "t").len(), 200, "n{i}");
+    }
+}
+
+/// Three sends of one compound within the packet budget, nearly full.
+fn check_round(sends: &[Output]) {
+    assert_eq!(sends.len(), 3, "fanout");
+    for s in sends {
+        let Output::Send { data, reliable, .. } = s else {
+            unreachable!()
+        };
+        assert!(!reliable);
+        assert!(data.len() <= 1400, "{} bytes", data.len());
+        assert!(data.len() > 1300, "budget used: {} bytes", data.len());
+        assert!(table_events(data).len() > 10);
     }
 }
 

@@ -187,4 +187,7 @@ pub struct Stats {
     pub bulk_sync_failures: u64,
     /// Bulk syncs still waiting for an answer.
     pub bulk_syncs_pending: usize,
+    /// Eager pushes sent (one per network and batching window, see
+    /// `Config::eager_push`).
+    pub eager_pushes: u64,
 }

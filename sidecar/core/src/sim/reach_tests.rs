@@ -1,0 +1,102 @@
+//! How soon a table write reaches every member: 64 nodes in one network,
+//! one writer, 100 writes 50 ms apart (the replication benchmark's load),
+//! each timed until the last other node's watcher saw it. With eager
+//! pushes the first hops go out within the batching window instead of at
+//! the next 200 ms gossip round.
+
+// The clock is read once per test, as the arbitrary origin of virtual time.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::HashMap;
+
+use super::*;
+
+const NET: &str = "net0";
+const TABLE: &str = "t";
+
+/// Reach times of every write, sorted.
+fn reach(nodes: usize, seed: u64, exact: bool) -> Vec<Duration> {
+    let mut sim =
+        Sim::<Node>::configured(SimConfig::lan(nodes, seed), Instant::now(), move |_, c| {
+            if exact {
+                c.membership.memberlist_exact = true;
+                c.tables.eager_push = None;
+            }
+        })
+        .unwrap();
+    for i in 0..nodes {
+        sim.with_tables(i, |t, now| t.join_network(NET, now))
+            .unwrap();
+    }
+    sim.run_for(Duration::from_secs(10));
+    sim.take_watch_events();
+    let mut written = Vec::new();
+    for w in 0..100 {
+        let key = format!("k{w}");
+        written.push(sim.now());
+        sim.with_tables(0, |t, now| {
+            t.create_entry(NET, TABLE, &key, vec![7; 64], now)
+        })
+        .unwrap();
+        sim.run_for(Duration::from_millis(50));
+    }
+    sim.run_for(Duration::from_secs(10));
+    // First sight of each key at each node.
+    let mut seen: HashMap<(String, usize), Duration> = HashMap::new();
+    for (t, i, e) in sim.take_watch_events() {
+        if i != 0 {
+            seen.entry((e.key, i)).or_insert(t);
+        }
+    }
+    let mut out: Vec<Duration> = (0..100)
+        .map(|w| {
+            let key = format!("k{w}");
+            let last = (1..nodes)
+                .map(|i| {
+                    seen.get(&(key.clone(), i))
+                        .copied()
+                        .unwrap_or(Duration::MAX)
+                })
+                .max()
+                .unwrap_or_default();
+            last.saturating_sub(written[w])
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn quantile(v: &[Duration], q: f64) -> Duration {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+#[test]
+fn eager_pushes_bring_table_writes_to_64_nodes_sooner() {
+    let fast = reach(64, 3, false);
+    let slow = reach(64, 3, true);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    eprintln!(
+        "64 nodes, 100 writes: p50/p99/max eager {:.0}/{:.0}/{:.0} ms, libnetwork-exact {:.0}/{:.0}/{:.0} ms",
+        ms(quantile(&fast, 0.5)),
+        ms(quantile(&fast, 0.99)),
+        ms(quantile(&fast, 1.0)),
+        ms(quantile(&slow, 0.5)),
+        ms(quantile(&slow, 0.99)),
+        ms(quantile(&slow, 1.0)),
+    );
+    // Every write reached everyone either way.
+    assert!(quantile(&slow, 1.0) < Duration::from_secs(5), "{slow:?}");
+    assert!(quantile(&fast, 1.0) < Duration::from_secs(5), "{fast:?}");
+    // The old schedule needs several 200 ms rounds; eager pushes well
+    // under half of that.
+    assert!(
+        quantile(&slow, 0.99) > Duration::from_millis(500),
+        "{slow:?}"
+    );
+    assert!(
+        quantile(&fast, 0.99) * 2 < quantile(&slow, 0.99),
+        "eager p99 {:?} vs {:?}",
+        quantile(&fast, 0.99),
+        quantile(&slow, 0.99)
+    );
+}
