@@ -1026,9 +1026,9 @@ fn proptest_cases(default: u32) -> u32 {
 #[cfg(test)]
 mod infos_tests;
 #[cfg(test)]
-mod sentinel_tests;
-#[cfg(test)]
 mod reach_tests;
+#[cfg(test)]
+mod sentinel_tests;
 #[cfg(test)]
 mod tables_tests;
 #[cfg(test)]
