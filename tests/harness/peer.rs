@@ -231,8 +231,43 @@ impl Peer {
             },
             timeout,
         )
-        .map_err(|e| e.context(format!("waiting for the answer to {cmd}")))?;
+        .map_err(|e| {
+            let e = e.context(format!("waiting for the answer to {cmd}"));
+            match self.goroutines() {
+                Some(dump) => e.context(format!("goroutines of the silent Go peer:\n{dump}")),
+                None => e,
+            }
+        })?;
         Ok(answer.expect("set when the wait succeeded"))
+    }
+
+    /// A Go peer that does not answer is stuck somewhere: SIGQUIT makes the
+    /// Go runtime write every goroutine's stack to its log and exit. Returns
+    /// the goroutines of the dump that are inside the peer's own code,
+    /// memberlist or NetworkDB (the rest is the runtime's), or `None` for a
+    /// sidecar or a peer already gone.
+    fn goroutines(&self) -> Option<String> {
+        if self.kind == Kind::Rust || self.is_stopped() {
+            return None;
+        }
+        let before = fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && !self.is_stopped() {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let dump = text.get(before as usize..).unwrap_or_default();
+        let wanted: Vec<&str> = dump
+            .split("\n\n")
+            .filter(|g| {
+                g.starts_with("goroutine ")
+                    && (g.contains("networkdb") || g.contains("memberlist") || g.contains("main."))
+            })
+            .collect();
+        Some(wanted.join("\n\n"))
     }
 
     /// Sends a command answered by `ok` or `error` (matched on `cmd`).
