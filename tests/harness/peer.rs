@@ -95,17 +95,37 @@ impl Peer {
 
     /// As [`Peer::spawn`], bound to `127.0.0.1:port`.
     pub fn spawn_at(kind: Kind, name: &str, port: u16, flags: Flags) -> Result<Peer> {
+        Self::spawn_in(kind, name, &format!("127.0.0.1:{port}"), None, flags)
+    }
+
+    /// As [`Peer::spawn`], bound to `addr` (`IP:PORT`), and run inside the
+    /// network namespace `netns` when given (`ip netns exec`, which execs
+    /// the peer: the child's pid is the peer's).
+    pub fn spawn_in(
+        kind: Kind,
+        name: &str,
+        addr: &str,
+        netns: Option<&str>,
+        flags: Flags,
+    ) -> Result<Peer> {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let addr = format!("127.0.0.1:{port}");
-        let mut cmd = match kind {
-            Kind::Go => Command::new(go_peer_binary()),
-            Kind::GoNetworkDb => Command::new(networkdb_peer_binary()),
-            Kind::Rust => {
-                let mut c = Command::new(sidecar_binary());
-                c.args(["run", "--stdio"]);
+        let addr = addr.to_string();
+        let program = match kind {
+            Kind::Go => go_peer_binary(),
+            Kind::GoNetworkDb => networkdb_peer_binary(),
+            Kind::Rust => sidecar_binary(),
+        };
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
                 c
             }
+            None => Command::new(program),
         };
+        if kind == Kind::Rust {
+            cmd.args(["run", "--stdio"]);
+        }
         cmd.args(["--name", name, "--bind", &addr])
             .args(flags.args())
             .envs(flags.envs().iter().map(|(k, v)| (k, v)));
@@ -160,7 +180,8 @@ impl Peer {
         &self.name
     }
 
-    /// `127.0.0.1:PORT` it binds and advertises.
+    /// `IP:PORT` it binds and advertises (`127.0.0.1:PORT` unless spawned
+    /// with [`Peer::spawn_in`]).
     pub fn addr(&self) -> &str {
         &self.addr
     }
