@@ -684,6 +684,136 @@ fn a_deleted_key_is_held_while_members_may_still_use_it() {
     wait_event(&ns, "old", "left every keyring");
 }
 
+fn timestamp(s: &str) -> k8s_openapi::jiff::Timestamp {
+    s.parse()
+        .unwrap_or_else(|e| panic!("not a timestamp: {s:?}: {e}"))
+}
+
+#[test]
+fn rotate_after_makes_a_successor_on_schedule_and_retires_the_key_once_it_is_primary() {
+    let ns = setup("rotate");
+    apply(&format!(
+        "apiVersion: gossamer.dev/v1alpha1\nkind: GossipKey\nmetadata: {{name: first, namespace: {ns}}}\nspec: {{rotateAfter: 1m}}\n"
+    ));
+    wait_field(&ns, "gossipkey", "first", "{.status.phase}", "Primary");
+    let created = timestamp(&jsonpath(
+        &ns,
+        "gossipkey",
+        "first",
+        "{.metadata.creationTimestamp}",
+    ));
+    let due = eventually("status.nextRotation", || {
+        let v = jsonpath(&ns, "gossipkey", "first", "{.status.nextRotation}");
+        if v.is_empty() {
+            Err(v)
+        } else {
+            Ok(timestamp(&v))
+        }
+    });
+    assert_eq!(
+        due.as_second() - created.as_second(),
+        60,
+        "due a minute after creation"
+    );
+    // Not before it is due.
+    assert!(!kubectl(&["get", "gossipkey", "first-r1", "-n", &ns]).success());
+
+    let took = Instant::now();
+    eventually_within(Duration::from_secs(120), "the successor first-r1", || {
+        let v = jsonpath(
+            &ns,
+            "gossipkey",
+            "first-r1",
+            "{.metadata.creationTimestamp}",
+        );
+        if v.is_empty() {
+            Err(v)
+        } else {
+            Ok(())
+        }
+    });
+    eprintln!(
+        "successor after {:.1} s of waiting",
+        took.elapsed().as_secs_f64()
+    );
+    let born = timestamp(&jsonpath(
+        &ns,
+        "gossipkey",
+        "first-r1",
+        "{.metadata.creationTimestamp}",
+    ));
+    assert!(born >= due, "made at {born}, due at {due}");
+    assert_eq!(
+        jsonpath(
+            &ns,
+            "gossipkey",
+            "first-r1",
+            "{.spec.rotateAfter} {.spec.cluster} {.metadata.labels.gossamer\\.dev/predecessor} {.metadata.labels.gossamer\\.dev/rotation-index}"
+        ),
+        "1m default first 1"
+    );
+    wait_event(&ns, "first", "created GossipKey");
+    // No members: every live member (none) holds it, so it is primary at
+    // once, and the first key is deleted and released.
+    wait_field(&ns, "gossipkey", "first-r1", "{.status.phase}", "Primary");
+    eventually("the first key gone", || {
+        let out = kubectl(&["get", "gossipkey", "first", "-n", &ns]);
+        if !out.success() && out.stderr.contains("NotFound") {
+            Ok(())
+        } else {
+            Err(out.stdout)
+        }
+    });
+    wait_event(
+        &ns,
+        "first",
+        "is primary on every member; deleting this key",
+    );
+    wait_event(&ns, "first", "left every keyring");
+    // The chain goes on.
+    let next = timestamp(&jsonpath(
+        &ns,
+        "gossipkey",
+        "first-r1",
+        "{.status.nextRotation}",
+    ));
+    assert_eq!(next.as_second() - born.as_second(), 60);
+    let s = snapshot_json(&ns, "default");
+    assert_eq!(s["keys"].as_array().map(Vec::len), Some(1), "{s}");
+
+    // A rotateAfter the schema lets through but the operator cannot use:
+    // the key still works, and its status says why it will not rotate.
+    apply(&format!(
+        "apiVersion: gossamer.dev/v1alpha1\nkind: GossipKey\nmetadata: {{name: quick, namespace: {ns}}}\nspec: {{rotateAfter: 30s}}\n"
+    ));
+    wait_field(
+        &ns,
+        "gossipkey",
+        "quick",
+        "{.status.conditions[?(@.type==\"Degraded\")].reason}",
+        "InvalidRotateAfter",
+    );
+    assert_eq!(
+        jsonpath(
+            &ns,
+            "gossipkey",
+            "quick",
+            "{.status.conditions[?(@.type==\"Ready\")].status}"
+        ),
+        "True"
+    );
+    let msg = jsonpath(
+        &ns,
+        "gossipkey",
+        "quick",
+        "{.status.conditions[?(@.type==\"Degraded\")].message}",
+    );
+    assert!(
+        msg.contains("\"30s\"") && msg.contains("at least 1m"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn bootstrap_peers_list_static_seeds_then_the_longest_lived_ready_members() {
     let ns = setup("peers");
@@ -798,6 +928,8 @@ fn the_operator_account_can_do_its_job_and_nothing_more() {
     for allowed in [
         &["watch", "gossipnetworks.gossamer.dev", "-A"][..],
         &["patch", "gossipkeys.gossamer.dev/status", "-n", "default"],
+        &["create", "gossipkeys.gossamer.dev", "-n", "default"],
+        &["delete", "gossipkeys.gossamer.dev", "-n", "default"],
         &["list", "pods", "-A"],
         &["create", "secrets", "-n", "default"],
         &["update", "configmaps", "-n", "default"],
@@ -816,7 +948,7 @@ fn the_operator_account_can_do_its_job_and_nothing_more() {
         &["list", "secrets", "-A"],
         &["create", "pods", "-n", "default"],
         &["update", "gossipnetworks.gossamer.dev", "-n", "default"],
-        &["delete", "gossipkeys.gossamer.dev", "-n", "default"],
+        &["delete", "gossipnetworks.gossamer.dev", "-n", "default"],
         &["patch", "leases.coordination.k8s.io", "-n", "default"],
         &["get", "nodes"],
         &["create", "clusterrolebindings"],

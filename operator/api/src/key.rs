@@ -1,6 +1,6 @@
 //! GossipKey: one AES-GCM key of a cluster's keyring.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,8 +41,11 @@ pub struct GossipKeySpec {
     /// operator generates 32 random bytes into a Secret it owns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
-    /// Create a successor key this long after this one was created
-    /// (a Go duration such as `720h`); omitted: never.
+    /// Create a successor key this long after this one was created (a Go
+    /// duration such as `720h`, at least `1m`); omitted: never. The
+    /// successor is a generated key with the same `rotateAfter`, named
+    /// `<first key>-r<n>`; once it is primary this key is deleted and
+    /// retires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(h|m|s))+$"))]
     pub rotate_after: Option<String>,
@@ -118,6 +121,14 @@ pub struct GossipKeyStatus {
     /// `spec.secretRef` is omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// When `spec.rotateAfter` makes its successor, until the successor
+    /// exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<Time>,
+    /// The GossipKey `spec.rotateAfter` made to replace it; this key is
+    /// deleted once that one is primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
     /// Ready, Degraded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -14,6 +14,7 @@ mod keys;
 mod network_id;
 mod problem;
 mod reports;
+mod rotation;
 mod selector;
 mod snapshot;
 mod state;
@@ -27,6 +28,10 @@ pub use problem::Problem;
 pub use reports::{
     aggregate, Aggregate, Departed, MemberReport, Rejection, StatusSummary, MAX_NACK_MESSAGE,
 };
+pub use rotation::{
+    parse_rotate_after, rotation, successor, Rotation, Successor, CHAIN_LABEL, INDEX_LABEL,
+    MIN_ROTATE_AFTER, PREDECESSOR_LABEL,
+};
 pub use selector::Selector;
 pub use snapshot::{
     build_snapshot, GossipSettings, KeyBytes, KeyState, Snapshot, SnapshotKey, SnapshotNetwork,
@@ -34,5 +39,7 @@ pub use snapshot::{
 pub use state::{
     ClusterRef, ClusterState, KeyInput, KeyMaterial, KeyReports, Member, NetworkInput, PeersInput,
 };
-pub use status::{key_status, network_status, peers_status, resolve_peers, Acks};
+pub use status::{
+    key_status, network_status, peers_status, resolve_peers, Acks, KeyFacts, KeyRotation,
+};
 pub use version::{Stamp, Versioner};

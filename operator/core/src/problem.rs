@@ -67,6 +67,14 @@ pub enum Problem {
         /// The value given.
         value: String,
     },
+    /// The name `rotateAfter` gives the successor belongs to another key.
+    #[error("spec.rotateAfter {value:?} is due but GossipKey {name} exists and is not this key's successor (no gossamer.dev/predecessor label naming it): rename or delete that GossipKey, or remove rotateAfter")]
+    SuccessorNameTaken {
+        /// The successor's name.
+        name: String,
+        /// The rotateAfter value.
+        value: String,
+    },
 }
 
 impl Problem {
@@ -81,6 +89,7 @@ impl Problem {
             Problem::InvalidSelector { .. } => "InvalidSelector",
             Problem::InvalidRotateAfter { .. } => "InvalidRotateAfter",
             Problem::GeneratedSecretTaken { .. } => "GeneratedSecretTaken",
+            Problem::SuccessorNameTaken { .. } => "SuccessorNameTaken",
         }
     }
 }

@@ -183,39 +183,29 @@ pub fn network_status(
 /// The status of a GossipKey.
 pub fn key_status(
     decision: &KeyDecision,
-    problem: Option<&Problem>,
-    members: u32,
-    secret_name: Option<String>,
-    generation: Option<i64>,
+    facts: KeyFacts<'_>,
     prev: Option<&GossipKeyStatus>,
     now: &Time,
 ) -> GossipKeyStatus {
+    let KeyFacts {
+        problem,
+        members,
+        secret_name,
+        generation,
+        rotation,
+    } = facts;
     let prev_conds = prev.map(|p| p.conditions.as_slice()).unwrap_or_default();
-    let conds = match problem {
+    let conds = match problem.or(rotation.invalid) {
+        // A bad rotateAfter leaves a working key Ready: only the schedule
+        // is off.
+        Some(p) if problem.is_none() => {
+            let mut c = invalid(p);
+            c[0] = ready(decision, members);
+            c
+        }
         Some(p) => invalid(p),
         None => vec![
-            Cond {
-                type_: "Ready",
-                ok: true,
-                reason: decision.phase.as_str(),
-                message: match decision.phase {
-                    KeyPhase::Primary => format!(
-                        "primary key of the cluster; {}/{members} members hold it",
-                        decision.holders
-                    ),
-                    KeyPhase::Installed => {
-                        format!("installed on all {members} members; a newer key is primary")
-                    }
-                    KeyPhase::Distributing => {
-                        format!("{}/{members} members hold it", decision.holders)
-                    }
-                    KeyPhase::Retiring if decision.release => "removed from every keyring".into(),
-                    KeyPhase::Retiring => {
-                        "deleted; it leaves the keyrings once no member encrypts with it".into()
-                    }
-                    KeyPhase::Pending => "waiting for its bytes".into(),
-                },
-            },
+            ready(decision, members),
             Cond {
                 type_: "Degraded",
                 ok: false,
@@ -231,7 +221,60 @@ pub fn key_status(
         holders: decision.holders,
         members,
         secret_name,
+        next_rotation: rotation.due,
+        successor: rotation.successor,
         conditions: conditions(prev_conds, conds, generation, now),
+    }
+}
+
+/// What a key's status says beside its phase.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFacts<'a> {
+    /// Why its bytes are not usable.
+    pub problem: Option<&'a Problem>,
+    /// Members of its cluster.
+    pub members: u32,
+    /// The Secret its bytes come from.
+    pub secret_name: Option<String>,
+    /// The generation the status describes.
+    pub generation: Option<i64>,
+    /// Its rotation schedule.
+    pub rotation: KeyRotation<'a>,
+}
+
+/// A key's rotation schedule as its status shows it.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRotation<'a> {
+    /// `spec.rotateAfter` is not usable.
+    pub invalid: Option<&'a Problem>,
+    /// The successor exists (or is being created) under this name.
+    pub successor: Option<String>,
+    /// When the successor is due, while it does not exist.
+    pub due: Option<Time>,
+}
+
+fn ready(decision: &KeyDecision, members: u32) -> Cond<'static> {
+    Cond {
+        type_: "Ready",
+        ok: true,
+        reason: decision.phase.as_str(),
+        message: match decision.phase {
+            KeyPhase::Primary => format!(
+                "primary key of the cluster; {}/{members} members hold it",
+                decision.holders
+            ),
+            KeyPhase::Installed => {
+                format!("installed on all {members} members; a newer key is primary")
+            }
+            KeyPhase::Distributing => {
+                format!("{}/{members} members hold it", decision.holders)
+            }
+            KeyPhase::Retiring if decision.release => "removed from every keyring".into(),
+            KeyPhase::Retiring => {
+                "deleted; it leaves the keyrings once no member encrypts with it".into()
+            }
+            KeyPhase::Pending => "waiting for its bytes".into(),
+        },
     }
 }
 

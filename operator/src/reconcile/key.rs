@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossamer_operator_api::{GossipKey, KEY_FINALIZER};
-use gossamer_operator_core::{key_status, plan_keys_after, KeyMaterial, Problem};
+use gossamer_operator_api::{GossipKey, GossipKeySpec, KeyPhase, KEY_FINALIZER};
+use gossamer_operator_core::{
+    key_status, parse_rotate_after, plan_keys_after, rotation, successor, KeyFacts, KeyMaterial,
+    KeyRotation, Problem, Rotation, CHAIN_LABEL, INDEX_LABEL, PREDECESSOR_LABEL,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::ByteString;
@@ -79,16 +82,25 @@ async fn reconcile_inner(key: Arc<GossipKey>, ctx: Arc<Context>) -> Result<Actio
             })
             .inc();
     }
+    let now = now();
+    let schedule = if deleting {
+        Schedule::default()
+    } else {
+        schedule(&ctx, &api, &key, problem.is_none(), &now).await?
+    };
     let old = key.status.as_ref();
-    let status = key_status(
-        decision,
+    let facts = KeyFacts {
         problem,
         members,
         secret_name,
-        key.metadata.generation,
-        old,
-        &now(),
-    );
+        generation: key.metadata.generation,
+        rotation: KeyRotation {
+            invalid: schedule.invalid.as_ref(),
+            successor: schedule.successor.clone(),
+            due: schedule.due.clone(),
+        },
+    };
+    let status = key_status(decision, facts, old, &now);
     if apply_status(&api, &key, old, &status).await? {
         let reference = key.object_ref(&());
         let old_phase = old.and_then(|s| s.phase);
@@ -137,11 +149,189 @@ async fn reconcile_inner(key: Arc<GossipKey>, ctx: Arc<Context>) -> Result<Actio
         }
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
+    if decision.phase == KeyPhase::Primary {
+        retire_predecessor(&ctx, &api, &key).await?;
+    }
     // Secrets are read, not watched: look again soon while one is missing.
     Ok(match problem {
         Some(_) => Action::requeue(Duration::from_secs(5)),
-        None => Action::requeue(ctx.resync),
+        None => Action::requeue(schedule.wake.map_or(ctx.resync, |w| w.min(ctx.resync))),
     })
+}
+
+/// A key's rotation schedule, as this reconcile found and acted on it.
+#[derive(Default)]
+struct Schedule {
+    invalid: Option<Problem>,
+    successor: Option<String>,
+    due: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Reconcile again after this long (the successor is due then).
+    wake: Option<Duration>,
+}
+
+/// `spec.rotateAfter`: creates the successor once the key is old enough
+/// (only from a key whose bytes are usable), and says where the schedule
+/// stands.
+async fn schedule(
+    ctx: &Context,
+    api: &Api<GossipKey>,
+    key: &GossipKey,
+    usable: bool,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Result<Schedule> {
+    let Some(value) = key.spec.rotate_after.as_deref() else {
+        return Ok(Schedule::default());
+    };
+    let after = match parse_rotate_after(value) {
+        Ok(a) => a,
+        Err(p) => {
+            return Ok(Schedule {
+                invalid: Some(p),
+                ..Schedule::default()
+            })
+        }
+    };
+    let name = key.name_any();
+    let labels = key.labels();
+    let next = successor(
+        &name,
+        labels.get(CHAIN_LABEL).map(String::as_str),
+        labels.get(INDEX_LABEL).map(String::as_str),
+    );
+    let existing = api
+        .get_opt(&next.name)
+        .await
+        .map_err(Error::kube(format!("reading GossipKey {}", next.name)))?;
+    let created = key
+        .metadata
+        .creation_timestamp
+        .clone()
+        .unwrap_or_else(|| now.clone());
+    let when = rotation(&created, Some(after), now);
+    match existing {
+        Some(other) if other.labels().get(PREDECESSOR_LABEL) == Some(&name) => {
+            return Ok(Schedule {
+                successor: Some(next.name),
+                ..Schedule::default()
+            });
+        }
+        Some(_) if when == Rotation::Due => {
+            return Ok(Schedule {
+                invalid: Some(Problem::SuccessorNameTaken {
+                    name: next.name,
+                    value: value.to_string(),
+                }),
+                wake: Some(Duration::from_secs(30)),
+                ..Schedule::default()
+            });
+        }
+        _ => {}
+    }
+    match when {
+        Rotation::Never => Ok(Schedule::default()),
+        Rotation::Later(wait, due) => Ok(Schedule {
+            due: Some(due),
+            wake: Some(wait + Duration::from_millis(500)),
+            ..Schedule::default()
+        }),
+        // A key without usable bytes is not rotated: its successor would
+        // replace a key that never worked.
+        Rotation::Due if !usable => Ok(Schedule::default()),
+        Rotation::Due => {
+            let ns = key.namespace().unwrap_or_default();
+            let successor_key = GossipKey {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(next.name.clone()),
+                    namespace: Some(ns.clone()),
+                    labels: Some(
+                        [
+                            (PREDECESSOR_LABEL.to_string(), name.clone()),
+                            (CHAIN_LABEL.to_string(), next.chain.clone()),
+                            (INDEX_LABEL.to_string(), next.index.to_string()),
+                            (
+                                "app.kubernetes.io/managed-by".to_string(),
+                                FIELD_MANAGER.to_string(),
+                            ),
+                        ]
+                        .into(),
+                    ),
+                    ..Default::default()
+                },
+                spec: GossipKeySpec {
+                    cluster: key.spec.cluster.clone(),
+                    secret_ref: None,
+                    rotate_after: key.spec.rotate_after.clone(),
+                },
+                status: None,
+            };
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            match api.create(&params, &successor_key).await {
+                Ok(_) => {
+                    ctx.event(
+                        &key.object_ref(&()),
+                        false,
+                        "RotationStarted",
+                        "CreateSuccessor",
+                        format!(
+                            "rotateAfter {value} passed: created GossipKey {ns}/{}; this key is deleted once that one is primary",
+                            next.name
+                        ),
+                    )
+                    .await;
+                }
+                // Made by an earlier reconcile that did not see it yet.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => {
+                    return Err(Error::kube(format!(
+                        "creating GossipKey {ns}/{} to succeed {name}",
+                        next.name
+                    ))(e))
+                }
+            }
+            Ok(Schedule {
+                successor: Some(next.name),
+                ..Schedule::default()
+            })
+        }
+    }
+}
+
+/// A successor made by `rotateAfter` that became primary deletes the key
+/// it replaces, which then retires like any deleted key.
+async fn retire_predecessor(ctx: &Context, api: &Api<GossipKey>, key: &GossipKey) -> Result<()> {
+    let Some(pred) = key.labels().get(PREDECESSOR_LABEL) else {
+        return Ok(());
+    };
+    let Some(old) = api
+        .get_opt(pred)
+        .await
+        .map_err(Error::kube(format!("reading GossipKey {pred}")))?
+    else {
+        return Ok(());
+    };
+    if old.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    api.delete(pred, &Default::default())
+        .await
+        .map_err(Error::kube(format!(
+            "deleting GossipKey {pred} after its rotation"
+        )))?;
+    ctx.event(
+        &old.object_ref(&()),
+        false,
+        "Rotated",
+        "DeleteKey",
+        format!(
+            "successor GossipKey {} is primary on every member; deleting this key",
+            key.name_any()
+        ),
+    )
+    .await;
+    Ok(())
 }
 
 /// Replaces the finalizer list, failing (and retrying) if the object
