@@ -422,23 +422,67 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
             })
         })
         .collect();
-    thread::sleep(Duration::from_secs(2));
-    let old_hex = key_hex(&ns, "k0");
-    key(&ns, "k1");
-    wait_field(&ns, "gossipkey", "k1", "{.status.holders}", "8");
-    wait_field(&ns, "gossipkey", "k1", "{.status.phase}", "Primary");
-    kubectl(&["delete", "gossipkey", "k0", "-n", &ns, "--wait=false"]);
-    wait("k0 released", || {
-        jsonpath(&ns, "gossipkey", "k0", "{.metadata.name}")
-            .is_empty()
-            .then_some(())
+    // And reliable (TCP) user messages, each sidecar to the next, every
+    // 100 ms; none may fail or be lost.
+    let sent: Mutex<Vec<(usize, String)>> = Mutex::default();
+    let send_errors: Mutex<Vec<String>> = Mutex::default();
+    let hexes = thread::scope(|scope| {
+        scope.spawn(|| {
+            // Bounded: at most 300 rounds of 8 messages.
+            for i in 0..300 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                for (j, c) in cars.iter().enumerate() {
+                    let to = (j + 1) % cars.len();
+                    let data = format!("{}->{}#{i}", c.name, cars[to].name);
+                    match c.peer.send(&cars[to].name, &data, true) {
+                        Ok(()) => sent.lock().unwrap().push((to, data)),
+                        Err(e) => send_errors.lock().unwrap().push(format!("{data}: {e}")),
+                    }
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        thread::sleep(Duration::from_secs(2));
+        let old_hex = key_hex(&ns, "k0");
+        key(&ns, "k1");
+        wait_field(&ns, "gossipkey", "k1", "{.status.holders}", "8");
+        wait_field(&ns, "gossipkey", "k1", "{.status.phase}", "Primary");
+        kubectl(&["delete", "gossipkey", "k0", "-n", &ns, "--wait=false"]);
+        wait("k0 released", || {
+            jsonpath(&ns, "gossipkey", "k0", "{.metadata.name}")
+                .is_empty()
+                .then_some(())
+        });
+        let new_hex = key_hex(&ns, "k1");
+        thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        (old_hex, new_hex)
     });
-    let new_hex = key_hex(&ns, "k1");
-    thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::Relaxed);
+    let (old_hex, new_hex) = hexes;
     for w in writers {
         w.join().unwrap();
     }
+    let send_errors = send_errors.into_inner().unwrap();
+    assert!(
+        send_errors.is_empty(),
+        "reliable sends failed during the rotation: {send_errors:?}"
+    );
+    let sent = sent.into_inner().unwrap();
+    assert!(sent.len() > 100, "only {} reliable messages", sent.len());
+    for (to, data) in &sent {
+        let c = &cars[*to];
+        wait(&format!("{} received {data}", c.name), || {
+            c.peer
+                .with_view(|v| v.user_msgs.iter().any(|m| m == data))
+                .then_some(())
+        });
+    }
+    eprintln!(
+        "rotation under load: {} reliable messages, none failed or lost",
+        sent.len()
+    );
     let written: BTreeSet<String> = written.lock().unwrap().iter().cloned().collect();
     assert!(written.len() > 100, "only {} writes", written.len());
     for c in &cars {
