@@ -166,3 +166,49 @@ fn watchers_see_puts_and_expiries() {
     assert_eq!(s.infos(1).stats().expired, 1);
     assert_eq!(s.infos(1).stats().accepted, 1);
 }
+
+/// An info put on node `from` with `ttl` is held by every node before the
+/// TTL runs out and by none after it, with no delete message.
+fn ttl_expires_everywhere(n: usize, from: usize, ttl: Duration, seed: u64) {
+    let mut s = sim(n, seed);
+    s.run_for(secs(1));
+    let put_at = s.now();
+    s.with_infos(from, |inf, now| inf.put("fact", b"x".to_vec(), ttl, now))
+        .unwrap();
+    s.run_until(put_at + ttl - Duration::from_millis(10));
+    assert_eq!(holders(&s, "fact"), n, "held by all before the TTL");
+    s.run_until(put_at + ttl + secs(1));
+    assert_eq!(holders(&s, "fact"), 0, "held by none after it");
+}
+
+use proptest::prelude::{any, proptest, ProptestConfig};
+
+proptest! {
+    // PROPTEST_CASES=N for a longer run.
+    #![proptest_config(ProptestConfig { cases: proptest_cases(32), ..ProptestConfig::default() })]
+
+    /// Any cluster size, limit, order and seed: once gossip quiesces every
+    /// node holds the same, true best `limit` infos of the group, and no
+    /// node held more than `limit` at any point (`group_agrees` checks both).
+    #[test]
+    fn groups_agree_for_any_cluster(
+        n in 3usize..24,
+        limit in 1usize..8,
+        max in any::<bool>(),
+        seed in 0u64..10_000,
+    ) {
+        let order = if max { GroupOrder::Max } else { GroupOrder::Min };
+        group_agrees(n, limit, order, seed);
+    }
+
+    /// Any cluster size, writer, TTL and seed: the expiry is seen by all.
+    #[test]
+    fn ttl_expiry_is_seen_by_all_for_any_cluster(
+        n in 2usize..40,
+        from in 0usize..40,
+        ttl_s in 10u64..60,
+        seed in 0u64..10_000,
+    ) {
+        ttl_expires_everywhere(n, from % n, secs(ttl_s), seed);
+    }
+}
