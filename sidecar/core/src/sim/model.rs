@@ -251,8 +251,10 @@ impl Run {
     /// link, then `lossless` without loss, so that no suspicion a lost
     /// packet started is still open when [`Run::check`] looks. A node
     /// whose start-up join reached none of its seeds (it started on the
-    /// other side of a partition) joins again first, as a pod whose
-    /// start-up join failed is retried.
+    /// other side of a partition), or that sees no other live member (it
+    /// joined a side whose members all crashed since), joins again first,
+    /// as the sidecar's join loop (`sidecar/src/join.rs`) does for a node
+    /// that is alone.
     pub fn quiesce(&mut self, lossy: Duration, lossless: Duration) {
         self.sim.heal();
         // Start-up joins that dialled across a cut end first: their dials
@@ -265,7 +267,8 @@ impl Run {
                 Event::JoinFinished { contacted, .. } => Some(*contacted == 0),
                 _ => None,
             });
-            if first_join_failed == Some(true) {
+            let alone = self.sim.alive_seen_by(i) <= 1;
+            if first_join_failed == Some(true) || alone {
                 let seeds: Vec<_> = up
                     .iter()
                     .filter(|j| **j != i)
