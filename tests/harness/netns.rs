@@ -12,10 +12,40 @@
 //! the peers on the host still reach each other.
 //!
 //! Dropping it deletes the pair and the namespace, also when a test fails.
+//! The first `ip netns add` on a host also makes `/run/netns` a mount point
+//! of its own (and the folder, if missing); when the last namespace of this
+//! process goes and the folder is empty, that is undone too, so the host is
+//! left as the test found it.
 
+use std::fs;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+const NETNS_DIR: &str = "/run/netns";
+
+/// What `/run/netns` was before this process made its first namespace,
+/// and how many of its namespaces exist.
+struct Host {
+    users: usize,
+    dir_was_there: bool,
+    mount_was_there: bool,
+}
+
+static HOST: Mutex<Option<Host>> = Mutex::new(None);
+
+fn is_mount_point(path: &str) -> bool {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(path))
+}
+
+fn is_empty_dir(path: &str) -> bool {
+    fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
 
 use crate::error::{Error, Result};
 
@@ -67,6 +97,15 @@ impl Netns {
             .map(|i| (start.wrapping_add(i)) % 32_768)
             .find(|b| !taken.contains(&format!(" {}/", block_ip(*b, 1))))
             .ok_or_else(|| Error::new("no free /30 left in 198.18.0.0/15"))?;
+        let mut host = HOST.lock().unwrap_or_else(PoisonError::into_inner);
+        let h = host.get_or_insert_with(|| Host {
+            users: 0,
+            dir_was_there: Path::new(NETNS_DIR).exists(),
+            mount_was_there: is_mount_point(NETNS_DIR),
+        });
+        h.users += 1;
+        drop(host);
+        // From here on, Drop removes what exists.
         let netns = Netns {
             name: format!("gossamer-cut-{pid}-{seq}"),
             host_if: format!("gsc{}{seq}h", pid % 100_000),
@@ -75,7 +114,6 @@ impl Netns {
             ns_ip: block_ip(block, 2),
         };
         ip(&["netns", "add", &netns.name])?;
-        // From here on, Drop removes what exists.
         netns
             .setup()
             .map_err(|e| e.context("creating a veth pair"))?;
@@ -137,8 +175,29 @@ impl Drop for Netns {
         // Deleting one end deletes the pair; the namespace goes once no
         // process is left in it (the test's peers are dropped first).
         let _ = ip(&["link", "del", &self.host_if]);
-        if let Err(e) = ip(&["netns", "del", &self.name]) {
-            eprintln!("netns: cannot delete {}: {e}", self.name);
+        if Path::new(NETNS_DIR).join(&self.name).exists() {
+            if let Err(e) = ip(&["netns", "del", &self.name]) {
+                eprintln!("netns: cannot delete {}: {e}", self.name);
+            }
         }
+        let mut host = HOST.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(h) = host.as_mut() else { return };
+        h.users -= 1;
+        if h.users > 0 || !is_empty_dir(NETNS_DIR) {
+            return;
+        }
+        if !h.mount_was_there && is_mount_point(NETNS_DIR) {
+            let ok = Command::new("umount")
+                .arg(NETNS_DIR)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("netns: cannot unmount {NETNS_DIR}");
+            }
+        }
+        if !h.dir_was_there {
+            let _ = fs::remove_dir(NETNS_DIR);
+        }
+        *host = None;
     }
 }
