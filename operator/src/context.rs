@@ -18,6 +18,21 @@ use crate::metrics::Metrics;
 /// The field manager of every status and object the operator applies.
 pub const FIELD_MANAGER: &str = "gossamer-operator";
 
+/// The labels of an object the operator creates: `extra`, and
+/// `app.kubernetes.io/managed-by` naming the operator.
+pub fn managed_labels<'a>(
+    extra: impl IntoIterator<Item = (&'a str, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    extra
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .chain([(
+            "app.kubernetes.io/managed-by".to_string(),
+            FIELD_MANAGER.to_string(),
+        )])
+        .collect()
+}
+
 /// Which watches have delivered their first full list.
 #[derive(Default)]
 pub struct Synced {

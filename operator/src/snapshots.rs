@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::{managed_labels, Context, FIELD_MANAGER};
 use crate::metrics::ClusterLabels;
 
 /// Label naming the cluster a snapshot ConfigMap belongs to.
@@ -145,16 +145,7 @@ async fn publish(
                 name: Some(name.clone()),
                 namespace: Some(c.namespace.clone()),
                 resource_version: entry.resource_version.clone(),
-                labels: Some(
-                    [
-                        (SNAPSHOT_LABEL.to_string(), c.name.clone()),
-                        (
-                            "app.kubernetes.io/managed-by".to_string(),
-                            FIELD_MANAGER.to_string(),
-                        ),
-                    ]
-                    .into(),
-                ),
+                labels: Some(managed_labels([(SNAPSHOT_LABEL, c.name.clone())])),
                 ..Default::default()
             },
             data: Some(

@@ -22,7 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::context::FIELD_MANAGER;
+use crate::context::{managed_labels, FIELD_MANAGER};
 
 /// Data key of the CA certificate (Secret and bundle ConfigMap).
 pub const CA_CERT_KEY: &str = "ca.crt";
@@ -235,13 +235,7 @@ pub async fn ensure_ca(client: &Client, opts: &TlsOptions) -> Result<Ca, TlsErro
         metadata: ObjectMeta {
             name: Some(opts.ca_secret.clone()),
             namespace: Some(opts.namespace.clone()),
-            labels: Some(
-                [(
-                    "app.kubernetes.io/managed-by".to_string(),
-                    FIELD_MANAGER.to_string(),
-                )]
-                .into(),
-            ),
+            labels: Some(managed_labels([])),
             ..Default::default()
         },
         type_: Some("Opaque".into()),
@@ -306,13 +300,7 @@ pub async fn publish_bundle(client: &Client, opts: &TlsOptions, ca: &Ca) -> Resu
                     metadata: ObjectMeta {
                         name: Some(opts.bundle_configmap.clone()),
                         namespace: Some(opts.namespace.clone()),
-                        labels: Some(
-                            [(
-                                "app.kubernetes.io/managed-by".to_string(),
-                                FIELD_MANAGER.to_string(),
-                            )]
-                            .into(),
-                        ),
+                        labels: Some(managed_labels([])),
                         ..Default::default()
                     },
                     data: Some(data),

@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
 use super::{apply_status, cluster_ref, condition_events, now, timed};
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::{managed_labels, Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::metrics::ErrorLabels;
 
@@ -243,18 +243,11 @@ async fn schedule(
                 metadata: kube::api::ObjectMeta {
                     name: Some(next.name.clone()),
                     namespace: Some(ns.clone()),
-                    labels: Some(
-                        [
-                            (PREDECESSOR_LABEL.to_string(), name.clone()),
-                            (CHAIN_LABEL.to_string(), next.chain.clone()),
-                            (INDEX_LABEL.to_string(), next.index.to_string()),
-                            (
-                                "app.kubernetes.io/managed-by".to_string(),
-                                FIELD_MANAGER.to_string(),
-                            ),
-                        ]
-                        .into(),
-                    ),
+                    labels: Some(managed_labels([
+                        (PREDECESSOR_LABEL, name.clone()),
+                        (CHAIN_LABEL, next.chain.clone()),
+                        (INDEX_LABEL, next.index.to_string()),
+                    ])),
                     ..Default::default()
                 },
                 spec: GossipKeySpec {
@@ -458,13 +451,7 @@ async fn generated(
                 metadata: kube::api::ObjectMeta {
                     name: Some(sname.clone()),
                     namespace: Some(ns.into()),
-                    labels: Some(
-                        [(
-                            "app.kubernetes.io/managed-by".to_string(),
-                            FIELD_MANAGER.to_string(),
-                        )]
-                        .into(),
-                    ),
+                    labels: Some(managed_labels([])),
                     owner_references: Some(vec![OwnerReference {
                         api_version: GossipKey::api_version(&()).into(),
                         kind: GossipKey::kind(&()).into(),
