@@ -93,6 +93,18 @@ pub struct RunArgs {
     /// clear text). Logged as a warning at every start.
     #[arg(long, default_value_t = false)]
     pub control_insecure_dev_mode: bool,
+    /// Address of the sidecar injector (a mutating admission webhook,
+    /// HTTPS with the control stream's certificate, path /inject).
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    pub webhook_listen: SocketAddr,
+    /// The MutatingWebhookConfiguration whose caBundle the operator keeps
+    /// equal to its CA; empty: the injector is off.
+    #[arg(long, default_value = "gossamer-sidecar-injector")]
+    pub webhook_configuration: String,
+    /// YAML file of the injected sidecar (image, resources, ports; see
+    /// charts/gossamer/values.yaml, `sidecar`); default: built-in values.
+    #[arg(long)]
+    pub inject_config: Option<std::path::PathBuf>,
     /// Seconds between full resyncs of every object (beside watch events).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=86400))]
     pub resync_secs: u64,

@@ -12,13 +12,14 @@ mod metrics;
 mod reconcile;
 mod snapshots;
 mod watch;
+mod webhook;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use gossamer_operator_core::GossipSettings;
+use gossamer_operator_core::{GossipSettings, InjectConfig, InjectContext};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config};
@@ -88,7 +89,26 @@ async fn client(args: &RunArgs) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
 }
 
+/// The injected sidecar's settings: the file, or the built-in values.
+fn inject_config(args: &RunArgs) -> Result<InjectConfig, String> {
+    let config = match &args.inject_config {
+        None => InjectConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --inject-config {}: {e}", path.display()))?;
+            serde_yaml_ng::from_str(&text)
+                .map_err(|e| format!("--inject-config {}: {e}", path.display()))?
+        }
+    };
+    config.validate().map_err(|e| match &args.inject_config {
+        Some(path) => format!("--inject-config {}: {e}", path.display()),
+        None => e.to_string(),
+    })?;
+    Ok(config)
+}
+
 async fn run(args: RunArgs) -> Result<(), String> {
+    let inject = inject_config(&args)?;
     let client = client(&args).await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -121,7 +141,37 @@ async fn run(args: RunArgs) -> Result<(), String> {
             args.control_listen
         )
     })?;
-    tracing::info!(admin = %args.admin_listen, control = %args.control_listen, identity = %identity, "gossamer-operator starting");
+    let webhook = if args.webhook_configuration.is_empty() {
+        tracing::info!("the sidecar injector is off (--webhook-configuration is empty)");
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(args.webhook_listen)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot listen on --webhook-listen {}: {e}",
+                    args.webhook_listen
+                )
+            })?;
+        Some(webhook::Webhook {
+            listener,
+            configuration: args.webhook_configuration.clone(),
+            config: inject,
+            context: InjectContext {
+                operator_namespace: args.namespace.clone(),
+                gossip_port: args.gossip_port,
+                audience: args.token_audience.clone(),
+                default_endpoint: format!(
+                    "https://{}.{}.svc:{}",
+                    args.control_service,
+                    args.namespace,
+                    args.control_listen.port()
+                ),
+                ca_pem: String::new(),
+            },
+        })
+    };
+    tracing::info!(admin = %args.admin_listen, control = %args.control_listen, webhook = %args.webhook_listen, identity = %identity, "gossamer-operator starting");
     let admin = tokio::spawn(admin::serve(listener, ctx.clone()));
     let control = tokio::spawn(control::serve(
         ctx.clone(),
@@ -138,6 +188,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 cert_lifetime: Duration::from_secs(args.control_cert_lifetime_secs),
             },
         },
+        webhook,
     ));
     let watches = tokio::spawn(watch::run(ctx.clone()));
 

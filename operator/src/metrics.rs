@@ -25,6 +25,12 @@ pub struct ClusterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InjectionLabels {
+    pub outcome: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -45,6 +51,7 @@ pub struct Metrics {
     pub index_clusters: Gauge,
     pub control_streams: Gauge,
     pub control_refused: Family<ReasonLabel, Counter>,
+    pub injections: Family<InjectionLabels, Counter>,
 }
 
 impl Metrics {
@@ -126,6 +133,12 @@ impl Metrics {
             "Control streams refused, by reason",
             control_refused.clone(),
         );
+        let injections = Family::<InjectionLabels, Counter>::default();
+        registry.register(
+            "injections",
+            "Pods seen by the sidecar injector, by outcome (injected, skipped, refused, error) and reason",
+            injections.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -141,6 +154,7 @@ impl Metrics {
             index_clusters,
             control_streams,
             control_refused,
+            injections,
         }
     }
 

@@ -146,8 +146,12 @@ struct ControlArgs {
     #[arg(long, env = "GOSSAMER_CONTROL_ENDPOINT")]
     control_endpoint: Option<String>,
     /// PEM CA bundle of the operator (the ConfigMap gossamer-ca-bundle).
-    #[arg(long, env = "GOSSAMER_CONTROL_CA")]
+    #[arg(long, env = "GOSSAMER_CONTROL_CA", conflicts_with = "control_ca_pem")]
     control_ca: Option<PathBuf>,
+    /// The same CA bundle as PEM text (what the injector sets: the CA
+    /// certificate is public).
+    #[arg(long, env = "GOSSAMER_CONTROL_CA_PEM", hide_env_values = true)]
+    control_ca_pem: Option<String>,
     /// Projected ServiceAccount token, audience gossamer; re-read at every
     /// connect.
     #[arg(
@@ -430,7 +434,11 @@ fn control_settings(
     }
     Ok(Some(control::ControlSettings {
         endpoint,
-        ca_file: c.control_ca.clone(),
+        ca: match (&c.control_ca, &c.control_ca_pem) {
+            (Some(path), _) => Some(control::CaBundle::File(path.clone())),
+            (None, Some(pem)) => Some(control::CaBundle::Pem(pem.clone())),
+            (None, None) => None,
+        },
         token_file: c.control_token.clone(),
         identity,
         build_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -147,7 +147,6 @@ impl Setup {
                 "--control-endpoint",
                 format!("https://127.0.0.1:{}", self.control_port),
             )
-            .arg("--control-ca", self.ca.display())
             .arg("--control-token", self.token_file(pod).display())
             .arg("--cluster", "default")
             .arg("--pod-namespace", &self.ns)
@@ -155,6 +154,14 @@ impl Setup {
             .arg("--control-resync-secs", 5)
             .arg("--metrics-listen", format!("127.0.0.1:{}", ports.0))
             .arg("--api-listen", format!("127.0.0.1:{}", ports.1));
+        // Half the sidecars read the CA from a file (a mounted ConfigMap),
+        // half from the environment (what the injector sets).
+        if pod.bytes().map(u32::from).sum::<u32>() % 2 == 0 {
+            let pem = std::fs::read_to_string(&self.ca).expect("the CA bundle");
+            f = f.env("GOSSAMER_CONTROL_CA_PEM", &pem);
+        } else {
+            f = f.arg("--control-ca", self.ca.display());
+        }
         for s in seeds {
             f = f.arg("--seed", format!("127.0.0.1:{s}"));
         }

@@ -22,6 +22,9 @@ pub const OPERATOR_ACCOUNT: &str = "gossamer-operator";
 pub const CA_SECRET: &str = "gossamer-ca";
 /// The ConfigMap publishing the CA certificate (key `ca.crt`).
 pub const CA_BUNDLE_CONFIGMAP: &str = "gossamer-ca-bundle";
+/// The MutatingWebhookConfiguration whose caBundle the operator keeps
+/// (the operator's default, and what `operator/deploy/rbac.yaml` allows).
+pub const INJECTOR_CONFIGURATION: &str = "gossamer-sidecar-injector";
 /// A DNS name of the operator Service the serving certificate carries.
 pub const CONTROL_SERVICE_DNS: &str = "gossamer-operator.gossamer-system.svc";
 
@@ -51,6 +54,8 @@ pub struct OperatorOptions {
     /// The control stream's port; `None`: a free one. A replica that
     /// replaces another takes its port, as a Service would route to it.
     pub control_port: Option<u16>,
+    /// `--inject-config`: the injected sidecar's settings file.
+    pub inject_config: Option<PathBuf>,
 }
 
 impl OperatorOptions {
@@ -68,6 +73,7 @@ impl OperatorOptions {
             control_insecure: false,
             control_port: None,
             debug_logs: false,
+            inject_config: None,
         }
     }
 }
@@ -117,6 +123,7 @@ pub struct Operator {
     proc: Supervised,
     admin_port: u16,
     control_port: u16,
+    webhook_port: u16,
     identity: String,
 }
 
@@ -130,8 +137,9 @@ impl Operator {
         install(cp)?;
         let kubeconfig = cp.token_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)?;
         let bin = operator_binary();
-        let ports = free_ports(2);
-        let (admin_port, control_port) = (ports[0], opts.control_port.unwrap_or(ports[1]));
+        let ports = free_ports(3);
+        let (admin_port, control_port, webhook_port) =
+            (ports[0], opts.control_port.unwrap_or(ports[1]), ports[2]);
         let dir = test_temp_dir().join("operators");
         create_dir(&dir)?;
         static SEQ: AtomicU32 = AtomicU32::new(1);
@@ -155,7 +163,12 @@ impl Operator {
             format!("127.0.0.1:{admin_port}"),
             "--control-listen".into(),
             format!("127.0.0.1:{control_port}"),
+            "--webhook-listen".into(),
+            format!("127.0.0.1:{webhook_port}"),
         ];
+        if let Some(path) = &opts.inject_config {
+            args.extend(["--inject-config".into(), path.display().to_string()]);
+        }
         for san in &opts.control_extra_sans {
             args.extend(["--control-extra-san".into(), san.clone()]);
         }
@@ -185,6 +198,7 @@ impl Operator {
             proc,
             admin_port,
             control_port,
+            webhook_port,
             identity: opts.identity,
         };
         op.wait_ready(Duration::from_secs(60))?;
@@ -199,6 +213,11 @@ impl Operator {
     /// The port of the control stream, on 127.0.0.1.
     pub fn control_port(&self) -> u16 {
         self.control_port
+    }
+
+    /// The port of the sidecar injector (HTTPS, `/inject`), on 127.0.0.1.
+    pub fn webhook_port(&self) -> u16 {
+        self.webhook_port
     }
 
     /// The process id.

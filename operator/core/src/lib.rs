@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod hello;
+mod inject;
 mod keys;
 mod network_id;
 mod problem;
@@ -22,6 +23,10 @@ mod status;
 mod version;
 
 pub use hello::{check_hello, HelloClaim, HelloRefusal, PodIdentity, RefusalKind};
+pub use inject::{
+    inject, ConfigError, InjectConfig, InjectContext, InjectError, Injection, Skip, API_ENV,
+    CLUSTER_ANNOTATION, INJECT_ANNOTATION, SIDECAR_CONTAINER,
+};
 pub use keys::{plan_keys, plan_keys_after, KeyDecision, KeyPlan};
 pub use network_id::network_id;
 pub use problem::Problem;

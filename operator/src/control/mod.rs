@@ -11,7 +11,7 @@ mod auth;
 mod convert;
 mod hub;
 mod service;
-mod tls;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ pub use hub::Hub;
 pub use tls::TlsOptions;
 
 use crate::context::Context;
+use crate::webhook::Webhook;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,7 +50,12 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves until the task is dropped.
-pub async fn serve(ctx: Arc<Context>, listener: TcpListener, opts: ControlOptions) {
+pub async fn serve(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    opts: ControlOptions,
+    webhook: Option<Webhook>,
+) {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -69,6 +75,9 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, opts: ControlOption
              key bytes cross the network in clear text and any client may claim any Pod. \
              Never use --control-insecure-dev-mode outside a throw-away test cluster"
         );
+        if webhook.is_some() {
+            tracing::warn!("the sidecar injector is off in development mode: the API server calls webhooks only over TLS");
+        }
         let r = router(None)
             .serve_with_incoming(TcpListenerStream::new(listener))
             .await;
@@ -94,6 +103,9 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, opts: ControlOption
             return;
         }
     };
+    if let Some(w) = webhook {
+        tokio::spawn(w.run(ctx.clone(), resolver.clone(), ca.cert_pem().to_string()));
+    }
     let renewal = tokio::spawn(tls::renew(ca, opts.tls.clone(), resolver));
     tracing::info!(listen = %addr, sans = ?opts.tls.sans(), "serving the control stream over TLS");
     let auth = Arc::new(auth::Authenticator::new(
@@ -121,7 +133,7 @@ type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// Accepted connections after their handshake. Handshakes run in tasks of
 /// their own, so a slow or silent client never holds up the others.
-fn tls_incoming(
+pub(crate) fn tls_incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
 ) -> ReceiverStream<Result<TlsStream, std::io::Error>> {

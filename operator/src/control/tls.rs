@@ -138,7 +138,6 @@ impl Ca {
     }
 
     /// The CA certificate, PEM: what sidecars trust.
-    #[cfg(test)]
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
@@ -358,6 +357,13 @@ pub fn server_config(resolver: Arc<Resolver>) -> Result<Arc<rustls::ServerConfig
     .with_no_client_auth()
     .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// The same certificate for HTTP/1.1 (the admission webhook).
+pub fn server_config_http1(resolver: Arc<Resolver>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut cfg = Arc::unwrap_or_clone(server_config(resolver)?);
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 

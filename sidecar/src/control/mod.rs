@@ -47,13 +47,23 @@ use crate::desired;
 use crate::join::Backoff;
 use crate::runtime::NodeHandle;
 
+/// Where the operator's CA bundle comes from.
+#[derive(Debug, Clone)]
+pub enum CaBundle {
+    /// A PEM file (the ConfigMap gossamer-ca-bundle, mounted).
+    File(PathBuf),
+    /// PEM text (the injector puts the CA certificate, which is public, in
+    /// the Pod's environment).
+    Pem(String),
+}
+
 /// How to reach the operator.
 #[derive(Debug, Clone)]
 pub struct ControlSettings {
     /// `https://host:port` (or `http://` in development mode).
     pub endpoint: String,
-    /// PEM CA bundle that signs the operator's serving certificate.
-    pub ca_file: Option<PathBuf>,
+    /// The CA bundle that signs the operator's serving certificate.
+    pub ca: Option<CaBundle>,
     /// The projected ServiceAccount token (audience `gossamer`).
     pub token_file: PathBuf,
     /// Who this sidecar is.
@@ -464,13 +474,21 @@ async fn connect(s: &ControlSettings) -> Result<Channel, ControlError> {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
     if s.endpoint.starts_with("https://") {
-        let path = s.ca_file.clone().ok_or_else(|| {
-            endpoint_err("https needs the operator's CA bundle (--control-ca)".into())
-        })?;
-        let pem = std::fs::read(&path).map_err(|source| ControlError::CaFile {
-            path: path.clone(),
-            source,
-        })?;
+        let pem = match &s.ca {
+            None => {
+                return Err(endpoint_err(
+                    "https needs the operator's CA bundle (--control-ca or --control-ca-pem)"
+                        .into(),
+                ))
+            }
+            Some(CaBundle::Pem(text)) => text.clone().into_bytes(),
+            Some(CaBundle::File(path)) => {
+                std::fs::read(path).map_err(|source| ControlError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
         ep = ep
             .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
             .map_err(|e| endpoint_err(e.to_string()))?;
