@@ -27,6 +27,14 @@ cargo run -q -p gossamer-operator -- crd | diff -u crds/gossamer.dev.yaml - || {
   echo "crds/gossamer.dev.yaml drifted from operator/api; regenerate: cargo run -p gossamer-operator -- crd > crds/gossamer.dev.yaml" >&2
   exit 1
 }
+step "the Helm chart's CRDs are the generated ones"
+diff -u crds/gossamer.dev.yaml charts/gossamer/crds/gossamer.dev.yaml || {
+  echo "charts/gossamer/crds/gossamer.dev.yaml differs from crds/gossamer.dev.yaml; copy it: cp crds/gossamer.dev.yaml charts/gossamer/crds/" >&2
+  exit 1
+}
+step "helm lint (defaults, and every optional part on)"
+"$GOSSAMER_KUBE_BIN/helm" lint --strict charts/gossamer
+"$GOSSAMER_KUBE_BIN/helm" lint --strict charts/gossamer -f charts/gossamer/ci/all-on-values.yaml
 step "benches compile"
 cargo bench --workspace --no-run -q
 step "fuzz smoke run (each target ${FUZZ_SECS:-15} s)"
