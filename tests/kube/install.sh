@@ -4,10 +4,11 @@
 #   kube-apiserver, kube-controller-manager, kubectl  (k8s.io/kubernetes)
 #   etcd                                             (go.etcd.io/etcd/server/v3)
 #   helm                                             (helm.sh/helm/v4)
+#   coredns, when KUBE_EXTRA names it          (github.com/coredns/coredns)
 # Binaries land in ~/.cache/gossamer/kube/<kube>-etcd<etcd>-helm<helm>/bin
 # (KUBE_BIN_DIR overrides), which is printed on the last line. Idempotent: a
 # binary already built for these versions is kept. Extra components (kubelet,
-# kube-scheduler, kube-proxy) are built when named in KUBE_EXTRA;
+# kube-scheduler, kube-proxy, coredns) are built when named in KUBE_EXTRA;
 # tests/kube/node-install.sh builds them with the Debian packages a test
 # node needs.
 #
@@ -38,7 +39,13 @@ fi
 nice_go() { nice -n 10 go "$@"; }
 
 kube_cmds=(kube-apiserver kube-controller-manager kubectl)
-for extra in ${KUBE_EXTRA:-}; do kube_cmds+=("$extra"); done
+want_coredns=0
+for extra in ${KUBE_EXTRA:-}; do
+  case "$extra" in
+    coredns) want_coredns=1 ;;
+    *) kube_cmds+=("$extra") ;;
+  esac
+done
 
 missing=()
 for c in "${kube_cmds[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
@@ -67,7 +74,7 @@ if [ ${#missing[@]} -gt 0 ]; then
       echo ")"
     } >"$wrap/go.mod"
     printf 'package build\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$wrap/tools.go"
-    (cd "$wrap" && go mod tidy >/dev/null 2>&1 || true; go mod download all)
+    (cd "$wrap" && { go mod tidy >/dev/null 2>&1 || true; } && go mod download all)
     touch "$wrap/.ready"
   fi
   minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
@@ -113,7 +120,40 @@ if [ ! -x "$bin/helm" ]; then
   log "built helm in $((SECONDS - start)) s"
 fi
 
-for c in "${kube_cmds[@]}" etcd helm; do
+# The bin folder's name does not carry COREDNS_VERSION (a warm cache stays
+# warm), so a stamp beside the binary does: a new version or plugin list in
+# tests/kube/coredns/main.go rebuilds it.
+coredns_stamp="$COREDNS_VERSION $(cksum <"$here/coredns/main.go" | cut -d' ' -f1)"
+if [ "$want_coredns" = 1 ] && { [ ! -x "$bin/coredns" ] || [ "$(cat "$bin/.coredns.stamp" 2>/dev/null)" != "$coredns_stamp" ]; }; then
+  # CoreDNS's own main package links every plugin and their cloud SDKs;
+  # tests/kube/coredns/main.go links the few a test cluster needs. Never
+  # `go mod download all` here: the module graph names those SDKs too.
+  wrap="$work/coredns-$COREDNS_VERSION"
+  mkdir -p "$wrap"
+  if [ ! -f "$wrap/go.sum" ] || ! cmp -s "$here/coredns/main.go" "$wrap/main.go"; then
+    cp "$here/coredns/main.go" "$wrap/main.go"
+    # The k8s.io client modules at the cluster's own patch release (never
+    # below what CoreDNS asks for: Go takes the higher) share the module and
+    # build caches with the Kubernetes binaries.
+    staging_version="v0.${KUBE_VERSION#v1.}"
+    printf 'module gossamer.dev/coredns-build\n\ngo 1.26\n\nrequire (\n\tgithub.com/coredns/coredns %s\n\tk8s.io/api %s\n\tk8s.io/apimachinery %s\n\tk8s.io/client-go %s\n)\n' \
+      "$COREDNS_VERSION" "$staging_version" "$staging_version" "$staging_version" >"$wrap/go.mod"
+    rm -f "$wrap/go.sum"
+    log "resolving github.com/coredns/coredns $COREDNS_VERSION"
+    (cd "$wrap" && go mod tidy >/dev/null)
+  fi
+  log "building coredns $COREDNS_VERSION"
+  start=$SECONDS
+  (cd "$wrap" && CGO_ENABLED=0 nice_go build -trimpath \
+    -ldflags "-s -w -X github.com/coredns/coredns/coremain.gitTag=$COREDNS_VERSION" \
+    -o "$bin/coredns.tmp" . && mv "$bin/coredns.tmp" "$bin/coredns")
+  echo "$coredns_stamp" >"$bin/.coredns.stamp"
+  log "built coredns in $((SECONDS - start)) s"
+fi
+
+wanted=("${kube_cmds[@]}" etcd helm)
+[ "$want_coredns" = 0 ] || wanted+=(coredns)
+for c in "${wanted[@]}"; do
   [ -x "$bin/$c" ] || { log "missing $bin/$c after the build"; exit 1; }
 done
 echo "$bin"

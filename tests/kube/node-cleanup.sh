@@ -109,7 +109,7 @@ kill_processes() {
     pid=${pid#/proc/}
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
     case "${exe##*/}" in
-      kubelet | kube-proxy | kube-scheduler | containerd | containerd-shim*) ;;
+      kubelet | kube-proxy | kube-scheduler | coredns | containerd | containerd-shim*) ;;
       *) continue ;;
     esac
     cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue

@@ -2,9 +2,9 @@
 # Everything a test node (tests/harness/kube/node.rs) runs, idempotently:
 #   - Debian packages containerd, runc, containernetworking-plugins and
 #     iptables (skipped when installed; non-interactive, needs root or sudo);
-#   - the control plane and kubelet, kube-scheduler, kube-proxy, built by
-#     tests/kube/install.sh from the Go module proxy (cached; a cold build of
-#     the three node parts takes minutes on 2 cores).
+#   - the control plane and kubelet, kube-scheduler, kube-proxy and coredns,
+#     built by tests/kube/install.sh from the Go module proxy (cached; a cold
+#     build of the four node parts takes minutes on 2 cores).
 # Prints the folder of Kubernetes binaries on its last line, as install.sh
 # does (export it as GOSSAMER_KUBE_BIN).
 #
@@ -37,7 +37,7 @@ for f in /usr/bin/containerd /usr/bin/ctr /usr/sbin/runc /usr/lib/cni/bridge /us
   [ -x "$f" ] || { log "missing $f after installing ${packages[*]}"; exit 1; }
 done
 
-extra="kubelet kube-scheduler kube-proxy"
+extra="kubelet kube-scheduler kube-proxy coredns"
 for e in ${KUBE_EXTRA:-}; do
   case " $extra " in *" $e "*) ;; *) extra+=" $e" ;; esac
 done

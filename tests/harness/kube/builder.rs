@@ -162,6 +162,10 @@ impl ControlPlaneBuilder {
             etcd_url,
             service_cidr: self.service_cidr.clone(),
             service_ip,
+            // Pods reach the API server through the `kubernetes` Service
+            // only at a non-loopback address (the endpoint reconciler
+            // refuses loopback).
+            advertise: crate::kube::host::host_ip().ok(),
             paths,
             processes: Mutex::new(vec![etcd]),
             apiserver_ready_in: Duration::ZERO,
@@ -288,15 +292,26 @@ impl ControlPlane {
 
     fn apiserver_args(&self, port: u16, audiences: &[String]) -> Vec<String> {
         let pki = |f: &str| self.paths.pki.join(f).display().to_string();
-        vec![
+        let listen: [String; 3] = match self.advertise {
+            // Every address: 127.0.0.1 for the harness and kubectl, the
+            // host's for Pods (through the `kubernetes` Service, which the
+            // lease reconciler points at the advertised address). Clients
+            // still need a certificate or token of this control plane.
+            Some(ip) => [
+                "--bind-address=0.0.0.0".into(),
+                format!("--advertise-address={ip}"),
+                "--endpoint-reconciler-type=lease".into(),
+            ],
+            // The reconciler refuses a loopback address: no endpoint.
+            None => [
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                "--endpoint-reconciler-type=none".into(),
+            ],
+        };
+        let mut args: Vec<String> = listen.into();
+        args.extend([
             format!("--etcd-servers={}", self.etcd_url),
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
-            // The endpoint reconciler refuses a loopback address for the
-            // `kubernetes` Service. Nothing reaches the API server through
-            // that Service until Pods run; a node will need a non-loopback
-            // advertise address and the default (lease) reconciler back.
-            "--endpoint-reconciler-type=none".into(),
             format!("--secure-port={port}"),
             format!("--cert-dir={}", self.paths.apiserver_cert_dir.display()),
             format!("--tls-cert-file={}", pki("kube-apiserver.crt")),
@@ -324,7 +339,8 @@ impl ControlPlane {
             // A test node's name does not resolve; its InternalIP does
             // (logs, exec, port-forward).
             "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
-        ]
+        ]);
+        args
     }
 
     fn controller_manager_args(&self, port: u16) -> Vec<String> {

@@ -57,6 +57,9 @@ pub struct ControlPlane {
     pub(crate) etcd_url: String,
     pub(crate) service_cidr: String,
     pub(crate) service_ip: Ipv4Addr,
+    /// The host's address the API server advertises (the `kubernetes`
+    /// Service's endpoint, so Pods reach it); `None`: loopback only.
+    pub(crate) advertise: Option<Ipv4Addr>,
     pub(crate) paths: Paths,
     pub(crate) processes: Mutex<Vec<Supervised>>,
     pub(crate) apiserver_ready_in: Duration,
@@ -123,6 +126,14 @@ impl ControlPlane {
     /// certificate).
     pub fn admin_kubeconfig(&self) -> &Path {
         &self.paths.admin_kubeconfig
+    }
+
+    /// The address Pods reach the API server at through the `kubernetes`
+    /// Service (the host's address; the server listens on every address),
+    /// or `None` when this host has no non-loopback address and the server
+    /// listens on 127.0.0.1 only.
+    pub fn advertise_address(&self) -> Option<Ipv4Addr> {
+        self.advertise
     }
 
     /// etcd's client URL, `http://127.0.0.1:<port>`.

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,10 +15,11 @@ use crate::error::{Error, Result};
 /// their configuration says; mounts below them are the node's.
 const FIXED_MOUNT_ROOTS: [&str; 3] = ["/run/containerd", "/var/lib/kubelet", "/run/netns"];
 /// Programs of the node, found by their executable's name.
-const NODE_PROGRAMS: [&str; 5] = [
+const NODE_PROGRAMS: [&str; 6] = [
     "kubelet",
     "kube-proxy",
     "kube-scheduler",
+    "coredns",
     "containerd",
     "containerd-shim-runc-v2",
 ];
@@ -277,4 +279,21 @@ fn read_sysctl(name: &str) -> Option<String> {
     fs::read_to_string(path)
         .ok()
         .map(|v| v.trim_end_matches('\n').replace('\t', " "))
+}
+
+/// The host's address towards its default route: the node's InternalIP
+/// (the kubelet refuses a loopback address). No packet is sent.
+pub(crate) fn host_ip() -> Result<Ipv4Addr> {
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        s.connect((Ipv4Addr::new(192, 0, 2, 1), 9))?;
+        Ok(s.local_addr()?.ip())
+    };
+    match probe() {
+        Ok(IpAddr::V4(ip)) if !ip.is_loopback() && !ip.is_unspecified() => Ok(ip),
+        other => Err(Error::new(format!(
+            "cannot find this host's IPv4 address for the node (got {other:?}); the node \
+             needs a non-loopback address with a default route"
+        ))),
+    }
 }

@@ -34,8 +34,9 @@
 //! kubelet and kube-proxy to a control plane, so real Pods run; the images
 //! are OCI archives ([`NodeImages`]) imported without a registry. See the
 //! `node` module for what it changes on the host and how that is undone.
-//! Pods cannot reach the API server yet: it listens on 127.0.0.1 with the
-//! endpoint reconciler off.
+//! Pods reach the API server through the `kubernetes` Service: the server
+//! listens on every address and advertises the host's. CoreDNS on the host
+//! answers for `cluster.local` on the bridge's address.
 
 mod binaries;
 mod block_on;
@@ -57,7 +58,9 @@ pub use builder::{
 pub use control_plane::{ControlPlane, ProcessInfo};
 pub use images::{NodeImages, IMAGES_ENV, OPERATOR_IMAGE, PAUSE_IMAGE, SIDECAR_IMAGE};
 pub use kubectl::KubectlOutput;
-pub use node::{Node, BRIDGE, NODE_NAME, NODE_READY_TIMEOUT, POD_CIDR};
+pub use node::{
+    Node, BRIDGE, CLUSTER_DNS, CLUSTER_DOMAIN, NODE_NAME, NODE_READY_TIMEOUT, POD_CIDR,
+};
 pub use pki::{CertFiles, CertRequest, Pki, Usage};
 /// For other harness parts that run processes (kubelet, the operator): the
 /// same supervision and log helpers.

@@ -21,7 +21,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use crate::binaries::{test_temp_dir, workspace_root};
 use crate::error::{Error, Result};
 use crate::kube::control_plane::ControlPlane;
-use crate::kube::host::Baseline;
+use crate::kube::host::{host_ip, Baseline};
 use crate::kube::images::{NodeImages, PAUSE_IMAGE};
 use crate::kube::kubeconfig::{self, Credential};
 use crate::kube::pki::{write_file, CertFiles, CertRequest};
@@ -46,6 +46,32 @@ pub const NODE_NAME: &str = "gossamer-node";
 pub const POD_CIDR: &str = "10.88.0.0/16";
 /// The CNI bridge on the host.
 pub const BRIDGE: &str = "gossamer0";
+/// The bridge's address: the Pods' gateway, and where CoreDNS answers
+/// (the kubelet's `clusterDNS`).
+pub const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
+/// The cluster's DNS domain.
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+/// What CoreDNS may read: Services, their endpoints and namespaces.
+const COREDNS_RBAC: &str = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: gossamer-test:coredns
+rules:
+- apiGroups: [""]
+  resources: [services, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: gossamer-test:coredns
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "gossamer-test:coredns"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:coredns"}
+"#;
 /// How long [`Node::start`] waits for the Node to be Ready.
 pub const NODE_READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long [`Node::start`] waits for another test node's cleanup.
@@ -126,7 +152,7 @@ impl Node {
             }
         }
         let bins = cp.binaries();
-        for name in ["kubelet", "kube-scheduler", "kube-proxy"] {
+        for name in ["kubelet", "kube-scheduler", "kube-proxy", "coredns"] {
             bins.get(name)?;
         }
         let images = NodeImages::find()?;
@@ -157,9 +183,11 @@ impl Node {
         node.start_containerd()?;
         node.import_images(images)?;
         node.write_cni_config()?;
+        node.create_bridge()?;
         node.start_scheduler(cp)?;
         node.start_kubelet(cp)?;
         node.start_kube_proxy(cp)?;
+        node.start_coredns(cp, launched + NODE_READY_TIMEOUT)?;
         node.wait_ready(cp, launched + NODE_READY_TIMEOUT)?;
         node.ready_in = launched.elapsed();
         Ok(node)
@@ -477,7 +505,8 @@ authentication:
 # Only holders of a certificate from the test CA reach the kubelet.
 authorization: {{mode: AlwaysAllow}}
 podLogsDir: {pod_logs}
-clusterDomain: cluster.local
+clusterDomain: {CLUSTER_DOMAIN}
+clusterDNS: ["{CLUSTER_DNS}"]
 resolvConf: /etc/resolv.conf
 # A busy shared disk must not evict the test's Pods or taint the node.
 evictionHard: {{memory.available: "1Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}}
@@ -547,6 +576,103 @@ iptables: {{localhostNodePorts: false}}
                 "--v=2".into(),
             ],
         )
+    }
+
+    /// The bridge with the Pods' gateway address, made before any Pod so
+    /// CoreDNS can listen on it (the bridge plugin takes it as it is). The
+    /// cleanup deletes it.
+    fn create_bridge(&self) -> Result<()> {
+        let prefix = POD_CIDR.split_once('/').map_or("16", |(_, p)| p);
+        let gateway = format!("{CLUSTER_DNS}/{prefix}");
+        for args in [
+            vec!["link", "add", BRIDGE, "type", "bridge"],
+            vec!["addr", "add", &gateway, "dev", BRIDGE],
+            vec!["link", "set", BRIDGE, "up"],
+        ] {
+            let out = Command::new("ip")
+                .args(&args)
+                .output()
+                .map_err(|e| Error::new(format!("cannot run ip (iproute2): {e}")))?;
+            if !out.status.success() {
+                return Err(Error::new(format!(
+                    "`ip {}` failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// CoreDNS on the host, answering on the bridge's address for
+    /// `cluster.local` from the API server (Services and their
+    /// endpoints), and forwarding other names to the host's resolvers.
+    /// Waits until its `ready` plugin says the Kubernetes data is loaded.
+    fn start_coredns(&self, cp: &ControlPlane, deadline: Instant) -> Result<()> {
+        cp.kubectl_apply_stdin(COREDNS_RBAC)?
+            .ok()
+            .map_err(|e| e.context("applying CoreDNS's RBAC"))?;
+        let kubeconfig =
+            self.kubeconfig(cp, &CertRequest::client("coredns", "system:coredns", None))?;
+        let [health, ready] = free_ports(2)[..] else {
+            unreachable!("free_ports(2) returns two ports")
+        };
+        let corefile = self.state_dir.join("Corefile");
+        write_file(
+            &corefile,
+            &format!(
+                r#".:53 {{
+    bind {CLUSTER_DNS}
+    errors
+    health 127.0.0.1:{health}
+    ready 127.0.0.1:{ready}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {kubeconfig}
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }}
+    forward . /etc/resolv.conf
+    cache 5
+}}
+"#,
+                kubeconfig = kubeconfig.display()
+            ),
+            0o644,
+        )?;
+        self.spawn(
+            "coredns",
+            &cp.binaries().get("coredns")?,
+            &[
+                "-conf".into(),
+                corefile.display().to_string(),
+                "-pidfile".into(),
+                self.state_dir.join("coredns.pid").display().to_string(),
+            ],
+        )?;
+        let log = self.log_dir.join("coredns.log");
+        loop {
+            self.check_running()?;
+            let answer = std::net::TcpStream::connect(("127.0.0.1", ready)).and_then(|mut s| {
+                use std::io::{Read, Write};
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"GET /ready HTTP/1.0\r\n\r\n")?;
+                let mut text = String::new();
+                s.read_to_string(&mut text)?;
+                Ok(text)
+            });
+            if answer.is_ok_and(|t| t.starts_with("HTTP/1.0 200") || t.starts_with("HTTP/1.1 200"))
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::new(format!(
+                    "CoreDNS not ready on 127.0.0.1:{ready}; log {}:\n{}",
+                    log.display(),
+                    log_tail(&log, 30)
+                )));
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn wait_ready(&self, cp: &ControlPlane, deadline: Instant) -> Result<()> {
@@ -668,21 +794,4 @@ fn running_as_root() -> bool {
             uids.split_whitespace().nth(1).map(|euid| euid == "0")
         })
         .unwrap_or(false)
-}
-
-/// The host's address towards its default route: the node's InternalIP
-/// (the kubelet refuses a loopback address). No packet is sent.
-fn host_ip() -> Result<Ipv4Addr> {
-    let probe = || -> std::io::Result<IpAddr> {
-        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-        s.connect((Ipv4Addr::new(192, 0, 2, 1), 9))?;
-        Ok(s.local_addr()?.ip())
-    };
-    match probe() {
-        Ok(IpAddr::V4(ip)) if !ip.is_loopback() && !ip.is_unspecified() => Ok(ip),
-        other => Err(Error::new(format!(
-            "cannot find this host's IPv4 address for the node (got {other:?}); the node \
-             needs a non-loopback address with a default route"
-        ))),
-    }
 }
