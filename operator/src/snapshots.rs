@@ -25,6 +25,11 @@ use crate::metrics::ClusterLabels;
 /// Label naming the cluster a snapshot ConfigMap belongs to.
 pub const SNAPSHOT_LABEL: &str = "gossamer.dev/snapshot-of";
 
+/// The cluster's Pod names when the snapshot was stored.
+const MEMBERS_KEY: &str = "members.json";
+/// The departed Pod names the snapshot went out with.
+const DEPARTED_KEY: &str = "departed.json";
+
 /// The ConfigMap name of a cluster's snapshot.
 pub fn configmap_name(cluster: &str) -> String {
     format!("gossamer-snapshot-{cluster}")
@@ -66,6 +71,11 @@ fn stored_primary(cm: &ConfigMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A stored list of names (`members.json`, `departed.json`).
+fn stored_names(cm: &ConfigMap, key: &str) -> Option<Vec<String>> {
+    serde_json::from_str(cm.data.as_ref()?.get(key)?).ok()
+}
+
 async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
     let api: Api<ConfigMap> = Api::all(ctx.client.clone());
     let list = api
@@ -92,6 +102,12 @@ async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(c.clone(), p);
+        }
+        // Pods deleted while no operator led are found departed at the
+        // first offer, from the members the previous leader stored.
+        if let Some(members) = stored_names(&cm, MEMBERS_KEY) {
+            let gone = stored_names(&cm, DEPARTED_KEY).unwrap_or_default();
+            ctx.hub.resume_departed(&c, members, gone);
         }
         out.insert(
             c,
@@ -140,6 +156,8 @@ async fn publish(
         };
         // Plain strings and vectors always serialize.
         let content = serde_json::to_string_pretty(&snap).unwrap_or_default();
+        let members: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
+        let departed = ctx.hub.departed_after(c, &members);
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -153,6 +171,14 @@ async fn publish(
                     ("version".to_string(), stamp.version.to_string()),
                     ("hash".to_string(), stamp.hash.clone()),
                     ("snapshot.json".to_string(), content),
+                    (
+                        MEMBERS_KEY.to_string(),
+                        serde_json::to_string(&members).unwrap_or_default(),
+                    ),
+                    (
+                        DEPARTED_KEY.to_string(),
+                        serde_json::to_string(&departed).unwrap_or_default(),
+                    ),
                 ]
                 .into(),
             ),
@@ -228,6 +254,13 @@ fn offer(ctx: &Context, c: &ClusterRef, stamp: Stamp, snap: Snapshot, state: &Cl
 
 /// Runs until the task is dropped (leadership lost or shutdown).
 pub async fn run(ctx: Arc<Context>) {
+    // Never from half a world: before every watch has listed, a snapshot
+    // would miss networks or members, and Pods not listed yet would look
+    // departed (their entries reaped on every sidecar).
+    while let Some(what) = ctx.unsynced() {
+        tracing::debug!(waiting_for = what, "snapshots wait for the watches to list");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut stored = loop {
         match load(&ctx).await {
             Ok(s) => break s,

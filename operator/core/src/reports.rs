@@ -183,6 +183,25 @@ impl Departed {
     pub fn names(&self) -> &[String] {
         &self.gone
     }
+
+    /// The members last folded (`None` before the first fold).
+    pub fn members(&self) -> Option<&BTreeSet<String>> {
+        self.last_members.as_ref()
+    }
+
+    /// Picks up where a previous operator (or leader) left off: the
+    /// members it last saw and the names it announced as departed, as it
+    /// stored them. Pods deleted while no operator ran are then found
+    /// departed at the next fold.
+    pub fn resume(members: Vec<String>, gone: Vec<String>) -> Departed {
+        let mut d = Departed {
+            last_members: Some(members.into_iter().collect()),
+            gone,
+        };
+        let extra = d.gone.len().saturating_sub(Self::LIMIT);
+        d.gone.drain(..extra);
+        d
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +288,23 @@ mod tests {
         let m = r.nack.unwrap().message;
         assert!(m.len() <= MAX_NACK_MESSAGE + 3);
         assert!(m.ends_with("..."));
+    }
+
+    #[test]
+    fn a_resumed_record_finds_pods_deleted_while_no_operator_ran() {
+        let mut d = Departed::resume(names(&["a", "b", "c"]), names(&["old"]));
+        d.update(&names(&["a", "c", "d"]));
+        assert_eq!(d.names(), names(&["old", "b"]));
+        // A fresh record would only have learnt the members.
+        let mut fresh = Departed::default();
+        fresh.update(&names(&["a", "c", "d"]));
+        assert!(fresh.names().is_empty());
+        // Bounded like any record.
+        let many: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        assert_eq!(
+            Departed::resume(vec![], many).names().len(),
+            Departed::LIMIT
+        );
     }
 
     #[test]

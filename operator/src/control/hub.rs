@@ -93,6 +93,29 @@ impl Hub {
         true
     }
 
+    /// Resumes the cluster's departed record from what a previous leader
+    /// stored, unless this process already keeps one.
+    pub fn resume_departed(&self, c: &ClusterRef, members: Vec<String>, gone: Vec<String>) {
+        let mut clusters = self.lock();
+        let entry = clusters.entry(c.clone()).or_default();
+        if entry.departed.members().is_none() {
+            entry.departed = Departed::resume(members, gone);
+        }
+    }
+
+    /// The departed names the cluster's next offer with `members` would
+    /// carry, without changing anything (what gets stored beside the
+    /// snapshot).
+    pub fn departed_after(&self, c: &ClusterRef, members: &[String]) -> Vec<String> {
+        let clusters = self.lock();
+        let mut d = clusters
+            .get(c)
+            .map(|e| e.departed.clone())
+            .unwrap_or_default();
+        d.update(members);
+        d.names().to_vec()
+    }
+
     /// A receiver of the cluster's latest snapshot.
     pub fn subscribe(&self, c: &ClusterRef) -> Latest {
         self.lock().entry(c.clone()).or_default().tx.subscribe()
