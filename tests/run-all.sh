@@ -35,6 +35,8 @@ diff -u crds/gossamer.dev.yaml charts/gossamer/crds/gossamer.dev.yaml || {
 step "helm lint (defaults, and every optional part on)"
 "$GOSSAMER_KUBE_BIN/helm" lint --strict charts/gossamer
 "$GOSSAMER_KUBE_BIN/helm" lint --strict charts/gossamer -f charts/gossamer/ci/all-on-values.yaml
+step "shellcheck (the test bed's scripts and the kind runner)"
+shellcheck tests/*.sh tests/kube/*.sh tests/e2e/kind/run.sh .ci/run
 step "benches compile"
 cargo bench --workspace --no-run -q
 step "fuzz smoke run (each target ${FUZZ_SECS:-15} s)"

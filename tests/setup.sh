@@ -41,6 +41,8 @@ if ! command -v go >/dev/null 2>&1; then
   done
 fi
 command -v go >/dev/null 2>&1 || apt_install golang-go
+# The shell scripts' lint (tests/kube, the kind runner).
+command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 export GOFLAGS="${GOFLAGS:--mod=mod}"
 

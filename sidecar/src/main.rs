@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // the binary is shell: it may read the clock
 
+mod client;
 mod demo;
 mod simcmd;
 
@@ -39,6 +40,8 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         nodes: usize,
     },
+    /// Talk to a running sidecar's local API: put, list, members.
+    Client(client::ClientArgs),
     /// Simulate a cluster in virtual time (deterministic) and measure
     /// convergence, failure detection, false positives and bandwidth.
     Sim(Box<simcmd::SimArgs>),
@@ -312,6 +315,8 @@ enum CmdError {
     Run(#[from] RunError),
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
 }
 
 impl RunArgs {
@@ -683,6 +688,7 @@ fn main() -> ExitCode {
         match cmd {
             Cmd::Run(args) => Ok(run(*args).await?),
             Cmd::Demo { nodes } => Ok(demo::run(nodes).await?),
+            Cmd::Client(args) => Ok(client::run(args).await?),
             Cmd::Sim(_) => Ok(()), // handled above
         }
     });

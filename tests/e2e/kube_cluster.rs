@@ -10,26 +10,30 @@
 //! key rotation under writes, a cut Pod network, a BootstrapPeers change,
 //! and refused impostors. Each prints its figures (`figure:` lines).
 //!
-//! Table entries go through each Pod's own API socket: the sidecar serves
-//! it in the Pod's shared `emptyDir`, which the test reaches on the host
-//! below the kubelet's root.
+//! The app container is the sidecar image running `gossamer-sidecar client
+//! members --every 10` (an app that reads the cluster through the socket);
+//! the test writes and reads table entries in it with `kubectl exec ...
+//! gossamer-sidecar client put|list`, through the sidecar's socket in the
+//! Pod's shared `emptyDir`. Metrics are read through the API server's Pod
+//! proxy. So the same scenarios run on the test's own node (the default)
+//! and on any cluster `tests/e2e/kind/run.sh` makes: with
+//! `GOSSAMER_E2E_KUBECONFIG` set, the test uses that cluster, its
+//! `kubectl` and `helm` from `PATH`, and reaches a Pod's network namespace
+//! through `docker exec` on the kind node that runs it.
 
 #![allow(clippy::disallowed_methods)] // tests wait on the wall clock
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gossamer_proto::tables::v1 as pb;
-use gossamer_tests::kube::{ControlPlane, Node, OPERATOR_IMAGE, PAUSE_IMAGE, SIDECAR_IMAGE};
+use gossamer_tests::kube::{ControlPlane, Node, OPERATOR_IMAGE, SIDECAR_IMAGE};
 use gossamer_tests::KubectlOutput;
-use hyper_util::rt::TokioIo;
-use pb::tables_client::TablesClient;
-use tonic::transport::{Channel, Endpoint};
 
 const RELEASE: &str = "gossamer";
 const OPERATOR_NS: &str = "gossamer-system";
@@ -38,16 +42,62 @@ const TABLE: &str = "greetings";
 const METRICS_PORT: u16 = 9946;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn cp() -> &'static ControlPlane {
-    ControlPlane::shared().expect("the control plane starts")
+/// The cluster's kubeconfig, and the kubectl and helm to use with it.
+struct Access {
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    helm: PathBuf,
+    /// A kind cluster (`tests/e2e/kind/run.sh`): nodes are containers.
+    kind: bool,
+}
+
+/// The environment variable that points the scenarios at a cluster made
+/// elsewhere (kind), instead of the test's own node.
+const KUBECONFIG_ENV: &str = "GOSSAMER_E2E_KUBECONFIG";
+
+static ACCESS: OnceLock<Access> = OnceLock::new();
+
+fn access() -> &'static Access {
+    ACCESS.get().expect("the target cluster is chosen first")
+}
+
+fn run(program: &PathBuf, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+    let mut cmd = Command::new(program);
+    cmd.arg("--kubeconfig")
+        .arg(&access().kubeconfig)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(text.as_bytes());
+    }
+    let out = child.wait_with_output().expect("the command ends");
+    KubectlOutput {
+        command: format!("{} {}", program.display(), args.join(" ")),
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn kubectl(args: &[&str]) -> KubectlOutput {
-    cp().kubectl(args).expect("kubectl runs")
+    run(&access().kubectl, args, None)
+}
+
+fn helm(args: &[&str]) -> KubectlOutput {
+    run(&access().helm, args, None)
 }
 
 fn apply(yaml: &str) {
-    let out = cp().kubectl_apply_stdin(yaml).expect("kubectl runs");
+    let out = run(&access().kubectl, &["apply", "-f", "-"], Some(yaml));
     assert!(out.success(), "kubectl apply: {}\n{yaml}", out.stderr);
 }
 
@@ -60,97 +110,37 @@ fn jsonpath(ns: &str, what: &str, path: &str) -> String {
     }
 }
 
-/// `helm` with the admin's kubeconfig.
-fn helm(args: &[&str]) -> KubectlOutput {
-    let bin = cp().binaries().get("helm").expect("helm is built");
-    let out = Command::new(&bin)
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(cp().admin_kubeconfig())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    KubectlOutput {
-        command: format!("helm {}", args.join(" ")),
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+/// The value of `series` (name and labels, as exported) on the Pod's
+/// `/metrics`, through the API server's Pod proxy.
+fn metric(ns: &str, pod: &str, port: u16, series: &str) -> Result<f64, String> {
+    let out = kubectl(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/metrics"),
+    ]);
+    if !out.success() {
+        return Err(out.stderr.trim().to_string());
     }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// `GET path` on `ip:port` over the bridge: the body of a 200.
-fn http_get(ip: &str, port: u16, path: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().map_err(|e| format!("{e}"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    match text.split_once("\r\n\r\n") {
-        Some((head, body))
-            if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") =>
-        {
-            Ok(body.to_string())
-        }
-        _ => Err(text.lines().next().unwrap_or_default().to_string()),
-    }
-}
-
-/// The value of `series` (name and labels, as exported) at `ip:port`.
-fn metric(ip: &str, port: u16, series: &str) -> Result<f64, String> {
-    let body = http_get(ip, port, "/metrics")?;
-    body.lines()
+    out.stdout
+        .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("no {series} in /metrics of {ip}"))
+        .ok_or_else(|| format!("no {series} in /metrics of {ns}/{pod}"))
 }
 
-/// The API socket of the Pod `uid`, in its `emptyDir` on the host.
-fn socket(node: &Node, uid: &str) -> PathBuf {
-    node.kubelet_root()
-        .join("pods")
-        .join(uid)
-        .join("volumes/kubernetes.io~empty-dir/gossamer-api/api.sock")
-}
-
-/// A client of the socket at `path`. The kubelet's path is longer than a
-/// socket address may be, so the client dials it through a short symlink
-/// to its folder.
-async fn api(path: PathBuf) -> Result<TablesClient<Channel>, String> {
-    static SEQ: AtomicUsize = AtomicUsize::new(0);
-    let link = std::env::temp_dir().join(format!(
-        "gs-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&link);
-    let folder = path.parent().expect("the socket has a folder");
-    std::os::unix::fs::symlink(folder, &link).map_err(|e| format!("symlink: {e}"))?;
-    let short = link.join("api.sock");
-    let channel = Endpoint::from_static("http://sidecar.invalid")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let short = short.clone();
-            async move {
-                tokio::net::UnixStream::connect(short)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
-        .await;
-    // The connection stays up after the link is gone.
-    let _ = std::fs::remove_file(&link);
-    channel
-        .map(TablesClient::new)
-        .map_err(|e| format!("{}: {e}", path.display()))
+/// Runs `cmd` on the node `node` (root): here, or in its kind container.
+fn on_node(node: &str, cmd: &[&str]) -> std::process::Output {
+    let mut c = if access().kind {
+        let mut c = Command::new("docker");
+        c.args(["exec", node]).args(cmd);
+        c
+    } else {
+        let mut c = Command::new(cmd[0]);
+        c.args(&cmd[1..]);
+        c
+    };
+    c.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?} on node {node}: {e}"))
 }
 
 /// A running app Pod.
@@ -158,12 +148,13 @@ async fn api(path: PathBuf) -> Result<TablesClient<Channel>, String> {
 struct AppPod {
     name: String,
     uid: String,
-    ip: String,
+    node: String,
 }
 
-/// The installed chart, the node and the app's namespace.
+/// The installed chart, the app's namespace, and the test's own node (none
+/// on kind).
 struct Scene {
-    node: Node,
+    node: Option<Node>,
     ns: String,
     network: String,
 }
@@ -207,14 +198,16 @@ impl Scene {
             "--prefix",
         ])
         .stdout;
-        let kubelet = self.node.log_dir().join("kubelet.log");
-        let text = std::fs::read_to_string(&kubelet).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        out += &format!(
-            "\nkubelet log {} ends:\n{}",
-            kubelet.display(),
-            lines[lines.len().saturating_sub(20)..].join("\n")
-        );
+        if let Some(node) = &self.node {
+            let kubelet = node.log_dir().join("kubelet.log");
+            let text = std::fs::read_to_string(&kubelet).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out += &format!(
+                "\nkubelet log {} ends:\n{}",
+                kubelet.display(),
+                lines[lines.len().saturating_sub(20)..].join("\n")
+            );
+        }
         out
     }
 
@@ -240,7 +233,7 @@ impl Scene {
         let text = jsonpath(
             &self.ns,
             "pods",
-            r#"{range .items[*]}{.metadata.name} {.metadata.uid} {.status.podIP} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}{"\n"}{end}"#,
+            r#"{range .items[*]}{.metadata.name} {.metadata.uid} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}{"\n"}{end}"#,
         );
         text.lines()
             .filter_map(|l| {
@@ -248,7 +241,7 @@ impl Scene {
                 (f.len() == 4 && f[3] == "True" && f[0].starts_with("web-")).then(|| AppPod {
                     name: f[0].to_string(),
                     uid: f[1].to_string(),
-                    ip: f[2].to_string(),
+                    node: f[2].to_string(),
                 })
             })
             .collect()
@@ -300,7 +293,12 @@ impl Scene {
             self.wait(
                 &format!("{} sees {n} alive members", p.name),
                 TIMEOUT,
-                || match metric(&p.ip, METRICS_PORT, r#"gossamer_members{state="alive"}"#) {
+                || match metric(
+                    &self.ns,
+                    &p.name,
+                    METRICS_PORT,
+                    r#"gossamer_members{state="alive"}"#,
+                ) {
                     Ok(v) if v == n as f64 => Ok(()),
                     other => Err(format!("{other:?}")),
                 },
@@ -309,32 +307,46 @@ impl Scene {
         pods
     }
 
+    /// `gossamer-sidecar client ...` in the Pod's app container: through
+    /// the sidecar's socket, as the app itself would.
+    fn client(&self, pod: &AppPod, args: &[&str]) -> Result<String, String> {
+        let mut all = vec![
+            "exec",
+            "-n",
+            &self.ns,
+            &pod.name,
+            "-c",
+            "app",
+            "--",
+            "gossamer-sidecar",
+            "client",
+        ];
+        all.extend_from_slice(args);
+        let out = kubectl(&all);
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(out.stderr.trim().to_string())
+        }
+    }
+
     fn write(&self, pod: &AppPod, key: &str) -> Result<(), String> {
-        rt().block_on(async {
-            let mut c = api(socket(&self.node, &pod.uid)).await?;
-            c.create_entry(pb::WriteEntryRequest {
-                network: self.network.clone(),
-                table: TABLE.into(),
-                key: key.into(),
-                value: pod.name.as_bytes().to_vec(),
-            })
-            .await
+        let network = format!("--network={}", self.network);
+        let table = format!("--table={TABLE}");
+        self.client(pod, &["put", &network, &table, key, &pod.name])
             .map(|_| ())
-            .map_err(|s| s.to_string())
-        })
     }
 
     fn keys(&self, pod: &AppPod) -> Result<BTreeSet<String>, String> {
-        rt().block_on(async {
-            let mut c = api(socket(&self.node, &pod.uid)).await?;
-            c.list_table(pb::ListTableRequest {
-                network: self.network.clone(),
-                table: TABLE.into(),
-            })
-            .await
-            .map(|r| r.into_inner().entries.into_iter().map(|e| e.key).collect())
-            .map_err(|s| s.to_string())
-        })
+        let network = format!("--network={}", self.network);
+        let table = format!("--table={TABLE}");
+        let text = self.client(pod, &["list", &network, &table])?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect())
     }
 
     /// Waits until every Pod's table holds `want` (and, with `exact`,
@@ -389,18 +401,16 @@ impl Scene {
     fn sidecar_metric(&self, pods: &[AppPod], series: &str) -> BTreeMap<String, f64> {
         pods.iter()
             .map(|p| {
-                let v = metric(&p.ip, METRICS_PORT, series)
+                let v = metric(&self.ns, &p.name, METRICS_PORT, series)
                     .unwrap_or_else(|e| panic!("{}: {e}", p.name));
                 (p.name.clone(), v)
             })
             .collect()
     }
 
-    /// The operator replica holding the Lease, and its IP.
-    fn leader(&self) -> (String, String) {
-        let holder = jsonpath(OPERATOR_NS, LEASE, "{.spec.holderIdentity}");
-        let ip = jsonpath(OPERATOR_NS, &format!("pod/{holder}"), "{.status.podIP}");
-        (holder, ip)
+    /// The operator replica holding the Lease.
+    fn leader(&self) -> String {
+        jsonpath(OPERATOR_NS, LEASE, "{.spec.holderIdentity}")
     }
 
     /// Writes continuously from every Pod (each its own keys, one every
@@ -431,7 +441,7 @@ impl Scene {
     }
 }
 
-fn install(node: Node) -> Scene {
+fn install(node: Option<Node>) -> Scene {
     let started = Instant::now();
     let chart = gossamer_tests::workspace_root().join("charts/gossamer");
     let (repo, tag) = OPERATOR_IMAGE
@@ -453,9 +463,12 @@ fn install(node: Node) -> Scene {
         "--wait",
         "--timeout=180s",
     ]);
+    let ns = format!("shop-{}", std::process::id());
+    let out_ns = kubectl(&["create", "namespace", &ns]);
+    assert!(out_ns.success(), "{}", out_ns.stderr);
     let scene = Scene {
         node,
-        ns: cp().namespace("shop").unwrap(),
+        ns,
         network: String::new(),
     };
     assert!(
@@ -470,11 +483,26 @@ fn install(node: Node) -> Scene {
         started.elapsed()
     );
     scene.wait("an operator replica holds the Lease", TIMEOUT, || {
-        let (holder, _) = scene.leader();
+        let holder = scene.leader();
         if holder.starts_with("gossamer-operator-") {
             Ok(())
         } else {
             Err(holder)
+        }
+    });
+    // The API server calls the injector only once the operator has put its
+    // CA in the webhook configuration (until then failurePolicy Ignore
+    // would admit Pods without their sidecar).
+    scene.wait("the injector's caBundle is set", TIMEOUT, || {
+        let ca = jsonpath(
+            OPERATOR_NS,
+            "mutatingwebhookconfiguration/gossamer-sidecar-injector",
+            "{.webhooks[0].clientConfig.caBundle}",
+        );
+        if ca.is_empty() {
+            Err("empty".into())
+        } else {
+            Ok(())
         }
     });
     scene
@@ -511,8 +539,11 @@ spec:
       securityContext: {{runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}}
       containers:
       - name: app
-        image: {PAUSE_IMAGE}
+        image: {SIDECAR_IMAGE}
         imagePullPolicy: Never
+        # An app that reads the cluster through the sidecar's socket.
+        command: [gossamer-sidecar, client, members, --every, "10"]
+        securityContext: {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{drop: [ALL]}}}}
 "#
     ));
     scene.rollout();
@@ -647,14 +678,14 @@ fn scale_and_restart(scene: &Scene) {
 fn operator_failover(scene: &Scene) {
     let pods = scene.pods();
     let before = scene.sidecar_metric(&pods, "gossamer_control_applied_version");
-    let (old, _) = scene.leader();
+    let old = scene.leader();
     let t0 = Instant::now();
     kubectl(&["delete", "pod", &old, "-n", OPERATOR_NS, "--wait=false"]);
     scene.wait(
         "another replica holds the Lease",
         Duration::from_secs(15),
         || {
-            let (holder, _) = scene.leader();
+            let holder = scene.leader();
             if holder != old && holder.starts_with("gossamer-operator-") {
                 Ok(())
             } else {
@@ -666,7 +697,12 @@ fn operator_failover(scene: &Scene) {
     eprintln!("figure: the Lease moved to the other replica {took:?} after the leader's Pod was deleted (lease duration 15 s)");
     // Gossip never stopped: every sidecar still sees all three alive.
     for p in &pods {
-        let alive = metric(&p.ip, METRICS_PORT, r#"gossamer_members{state="alive"}"#);
+        let alive = metric(
+            &scene.ns,
+            &p.name,
+            METRICS_PORT,
+            r#"gossamer_members{state="alive"}"#,
+        );
         assert_eq!(alive, Ok(3.0), "{} during the failover", p.name);
     }
     // A change after the failover reaches every sidecar with a higher
@@ -680,7 +716,12 @@ fn operator_failover(scene: &Scene) {
             &format!("{} applies a newer snapshot", p.name),
             TIMEOUT,
             || {
-                let v = metric(&p.ip, METRICS_PORT, "gossamer_control_applied_version")?;
+                let v = metric(
+                    &scene.ns,
+                    &p.name,
+                    METRICS_PORT,
+                    "gossamer_control_applied_version",
+                )?;
                 if v > before[&p.name] {
                     Ok(())
                 } else {
@@ -710,7 +751,7 @@ fn rotation_under_writes(scene: &Scene) {
     let mut phases = Vec::new();
     let mut times = Vec::new();
     let acked = scene.writing_while(&pods, "rot", || {
-        thread::sleep(Duration::from_secs(2));
+        thread::sleep(Duration::from_secs(4));
         let t0 = Instant::now();
         apply(&format!(
             "apiVersion: gossamer.dev/v1alpha1\nkind: GossipKey\nmetadata: {{name: k1, namespace: {ns}}}\nspec: {{cluster: web}}\n"
@@ -737,7 +778,7 @@ fn rotation_under_writes(scene: &Scene) {
             }
         });
         times.push(("k0 removed", t0.elapsed()));
-        thread::sleep(Duration::from_secs(2));
+        thread::sleep(Duration::from_secs(4));
     });
     assert_eq!(
         phases.last().map(String::as_str),
@@ -771,7 +812,7 @@ fn rotation_under_writes(scene: &Scene) {
         k0.iter().any(|c| c.ends_with("-> Retiring")),
         "k0's phase changes: {k0:?}"
     );
-    assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
+    assert!(acked.len() > 30, "only {} writes acknowledged", acked.len());
     scene.wait_tables(&pods, &acked, false);
     for (name, v) in scene.sidecar_metric(&pods, "gossamer_decrypt_failures_total") {
         assert_eq!(v, 0.0, "{name}: decrypt failures");
@@ -785,10 +826,30 @@ fn rotation_under_writes(scene: &Scene) {
     );
 }
 
-/// A process of the Pod `uid` (its sandbox's or a container's): the one
-/// whose cgroup path names the Pod.
-fn pod_pid(uid: &str) -> u32 {
-    let needle = format!("pod{uid}");
+/// A process of the Pod (its sandbox's or a container's), on its node: here
+/// the one whose cgroup path names the Pod's uid; on kind the sandbox's,
+/// from crictl in the node's container.
+fn pod_pid(pod: &AppPod, ns: &str) -> u32 {
+    if access().kind {
+        let script = format!(
+            "crictl inspectp --output go-template --template '{{{{.info.pid}}}}' \
+             \"$(crictl pods --name {} --namespace {ns} --state ready -q | head -n 1)\"",
+            pod.name
+        );
+        let out = on_node(&pod.node, &["sh", "-c", &script]);
+        return String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no sandbox PID for {} on {}: {}",
+                    pod.name,
+                    pod.node,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+    }
+    let needle = format!("pod{}", pod.uid);
     let mut pids: Vec<u32> = std::fs::read_dir("/proc")
         .expect("/proc")
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -800,61 +861,86 @@ fn pod_pid(uid: &str) -> u32 {
     pids.sort_unstable();
     *pids
         .first()
-        .unwrap_or_else(|| panic!("no process in a cgroup of Pod {uid}"))
+        .unwrap_or_else(|| panic!("no process in a cgroup of Pod {}", pod.uid))
 }
 
-/// Runs iptables inside the network namespace of process `pid`.
-fn pod_iptables(pid: u32, rule: &[&str]) {
-    let out = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "--", "iptables", "-w", "5"])
-        .args(rule)
-        .output()
-        .expect("nsenter runs");
+/// Runs `cmd` inside the network namespace of process `pid` on `node`.
+fn in_pod_netns(node: &str, pid: u32, cmd: &[&str]) -> String {
+    let pid = pid.to_string();
+    let mut all = vec!["nsenter", "-t", &pid, "-n", "--"];
+    all.extend_from_slice(cmd);
+    let out = on_node(node, &all);
     assert!(
         out.status.success(),
-        "iptables {rule:?} in the Pod's namespace: {}",
+        "{cmd:?} in the Pod's network namespace on {node}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// 5. Cut one Pod's network for 30 s and heal: tables identical on all,
-///    no acknowledged write lost. The cut is made inside the Pod's network
-///    namespace and spares only the node itself (the bridge's address): as
-///    a partition between nodes, the Pod's own kubelet still probes it
-///    (else it would restart the sidecar), while every other Pod and the
-///    operator are unreachable both ways.
+///    no acknowledged write lost. The cut is made with iptables inside the
+///    Pod's network namespace and spares only its own node (the Pod's
+///    gateway and the node's address): as in a partition between nodes,
+///    the Pod's kubelet still probes it (else it would restart the
+///    sidecar), while every other Pod and the operator are unreachable
+///    both ways.
 fn cut_and_heal(scene: &Scene) {
     let pods = scene.pods();
     let victim = pods[2].clone();
-    let pid = pod_pid(&victim.uid);
-    let node_ip = gossamer_tests::kube::CLUSTER_DNS.to_string();
+    let pid = pod_pid(&victim, &scene.ns);
+    let node = victim.node.clone();
+    let route = in_pod_netns(&node, pid, &["ip", "-4", "route", "show", "default"]);
+    let gateway = route
+        .split_whitespace()
+        .skip_while(|w| *w != "via")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no default route in the Pod: {route:?}"))
+        .to_string();
+    let node_ip = jsonpath(
+        "default",
+        &format!("node/{node}"),
+        r#"{.status.addresses[?(@.type=="InternalIP")].address}"#,
+    );
+    let iptables = |rule: &[&str]| {
+        let mut all = vec!["iptables", "-w", "5"];
+        all.extend_from_slice(rule);
+        in_pod_netns(&node, pid, &all);
+    };
     let mut healed_at = None;
     let acked = scene.writing_while(&pods, "cut", || {
         thread::sleep(Duration::from_secs(1));
-        for rule in [
+        let mut rules = vec![
             vec!["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"],
-            vec!["-A", "INPUT", "-s", &node_ip, "-j", "ACCEPT"],
-            vec!["-A", "INPUT", "-j", "DROP"],
             vec!["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"],
-            vec!["-A", "OUTPUT", "-d", &node_ip, "-j", "ACCEPT"],
-            vec!["-A", "OUTPUT", "-j", "DROP"],
-        ] {
-            pod_iptables(pid, &rule);
+        ];
+        for spared in [gateway.as_str(), node_ip.as_str()] {
+            rules.push(vec!["-A", "INPUT", "-s", spared, "-j", "ACCEPT"]);
+            rules.push(vec!["-A", "OUTPUT", "-d", spared, "-j", "ACCEPT"]);
+        }
+        rules.push(vec!["-A", "INPUT", "-j", "DROP"]);
+        rules.push(vec!["-A", "OUTPUT", "-j", "DROP"]);
+        for rule in &rules {
+            iptables(rule);
         }
         let cut = Instant::now();
         // Healed whatever happens next (the namespace goes with the Pod).
-        struct Heal(u32);
-        impl Drop for Heal {
+        struct Heal<'a>(&'a dyn Fn(&[&str]));
+        impl Drop for Heal<'_> {
             fn drop(&mut self) {
-                pod_iptables(self.0, &["-F", "INPUT"]);
-                pod_iptables(self.0, &["-F", "OUTPUT"]);
+                (self.0)(&["-F", "INPUT"]);
+                (self.0)(&["-F", "OUTPUT"]);
             }
         }
-        let heal = Heal(pid);
+        let heal = Heal(&iptables);
         thread::sleep(Duration::from_secs(30));
         drop(heal);
         healed_at = Some(Instant::now());
-        eprintln!("cut {} for {:?}", victim.name, cut.elapsed());
+        eprintln!(
+            "cut {} (sparing {gateway} and {node_ip}) for {:?}",
+            victim.name,
+            cut.elapsed()
+        );
         thread::sleep(Duration::from_secs(3));
     });
     let healed = healed_at.expect("the cut ended");
@@ -894,7 +980,8 @@ fn bootstrap_change(scene: &Scene) {
         })
         .unwrap()
         .clone();
-    let peer = format!("{}:7946", youngest.ip);
+    let ip = jsonpath(ns, &format!("pod/{}", youngest.name), "{.status.podIP}");
+    let peer = format!("{ip}:7946");
     apply(&format!(
         "apiVersion: gossamer.dev/v1alpha1\nkind: BootstrapPeers\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  cluster: web\n  static: [\"{peer}\"]\n"
     ));
@@ -915,7 +1002,12 @@ fn bootstrap_change(scene: &Scene) {
             &format!("{} applies the new peers", p.name),
             TIMEOUT,
             || {
-                let v = metric(&p.ip, METRICS_PORT, "gossamer_control_applied_version")?;
+                let v = metric(
+                    &scene.ns,
+                    &p.name,
+                    METRICS_PORT,
+                    "gossamer_control_applied_version",
+                )?;
                 if v > before[&p.name] {
                     Ok(())
                 } else {
@@ -1033,10 +1125,11 @@ fn impostors_refused(scene: &Scene) {
         &format!("--from-literal=token={}", token.stdout.trim()),
     ]);
     assert!(out.success(), "{}", out.stderr);
-    let (_, leader_ip) = scene.leader();
+    let leader = scene.leader();
     let refused = |reason: &str| {
         metric(
-            &leader_ip,
+            OPERATOR_NS,
+            &leader,
             9090,
             &format!("gossamer_operator_control_refused_total{{reason=\"{reason}\"}}"),
         )
@@ -1089,7 +1182,12 @@ fn impostors_refused(scene: &Scene) {
     // Nothing broke: the members still gossip and converge, and no
     // impostor got the cluster's key (they would be alive members then).
     for p in &pods {
-        let alive = metric(&p.ip, METRICS_PORT, r#"gossamer_members{state="alive"}"#);
+        let alive = metric(
+            &scene.ns,
+            &p.name,
+            METRICS_PORT,
+            r#"gossamer_members{state="alive"}"#,
+        );
         assert_eq!(alive, Ok(3.0), "{} with impostors around", p.name);
     }
     kubectl(&[
@@ -1107,7 +1205,34 @@ fn impostors_refused(scene: &Scene) {
 
 #[test]
 fn the_users_path_on_a_real_cluster_with_real_pods() {
-    let node = Node::start(cp()).expect("the node starts");
+    // The test's own node, or a cluster made elsewhere (kind/run.sh).
+    let node = match std::env::var_os(KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
+        Some(kubeconfig) => {
+            let tool = |name: &str| -> PathBuf {
+                match std::env::var_os("GOSSAMER_KUBE_BIN") {
+                    Some(dir) => PathBuf::from(dir).join(name),
+                    None => PathBuf::from(name),
+                }
+            };
+            let _ = ACCESS.set(Access {
+                kubeconfig: PathBuf::from(kubeconfig),
+                kubectl: tool("kubectl"),
+                helm: tool("helm"),
+                kind: true,
+            });
+            None
+        }
+        None => {
+            let cp = ControlPlane::shared().expect("the control plane starts");
+            let _ = ACCESS.set(Access {
+                kubeconfig: cp.admin_kubeconfig().to_path_buf(),
+                kubectl: cp.binaries().get("kubectl").expect("kubectl is built"),
+                helm: cp.binaries().get("helm").expect("helm is built"),
+                kind: false,
+            });
+            Some(Node::start(cp).expect("the node starts"))
+        }
+    };
     let mut scene = install(node);
     join(&mut scene);
     scale_and_restart(&scene);
@@ -1133,6 +1258,8 @@ fn the_users_path_on_a_real_cluster_with_real_pods() {
         "--timeout=90s",
     ]);
     assert!(out.success(), "helm uninstall: {}", out.stderr);
-    scene.node.check_running().unwrap();
-    scene.node.stop().unwrap();
+    if let Some(node) = scene.node {
+        node.check_running().unwrap();
+        node.stop().unwrap();
+    }
 }
