@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/setup.sh
 
-step() { printf '\n=== %s\n' "$*" >&2; }
+step() { printf '\n=== %s (at %d s)\n' "$*" "$SECONDS" >&2; }
 
 # The real-cluster tests run the Kubernetes binaries built from the Go
 # module proxy (seconds when cached, about 20 minutes cold) and, for the

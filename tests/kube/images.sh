@@ -6,16 +6,20 @@
 #   gossamer.dev/operator:test  gossamer-operator
 #   gossamer.dev/pause:test     the sandbox image (tests/kube/pause, static Go)
 #
-# The Rust binaries are the workspace's own builds (dynamically linked
-# against glibc), so each image's root holds the binary plus exactly the
-# shared libraries `ldd` names for it, /etc/passwd and /etc/group with user
-# 65532 (nonroot), and no shell. The binaries are stripped on the way in.
+# The Rust binaries are the workspace's own builds, linked statically
+# (glibc's static-pie: `-C target-feature=+crt-static`, built for the host
+# triple with --target so they never mix with the harness's own builds), so
+# each image's root holds the stripped binary, /etc/passwd and /etc/group
+# with user 65532 (nonroot), /etc/nsswitch.conf, and nothing else: no
+# shell, no library. Static glibc resolves names itself (files and DNS),
+# reading the /etc/hosts and /etc/resolv.conf the kubelet mounts.
 # Layers are written deterministically (sorted, mtime 0, owner 0), so the
 # same binary gives the same digest.
 #
 # Usage: bash tests/kube/images.sh [OUT_DIR]
-#   SIDECAR_BIN, OPERATOR_BIN  the binaries to pack; default: built with
-#                              `cargo build` into $CARGO_TARGET_DIR/debug
+#   SIDECAR_BIN, OPERATOR_BIN  the static binaries to pack; default: built
+#                              with `cargo build --target <host>` into
+#                              $CARGO_TARGET_DIR/<host>/debug
 #   OUT_DIR                    default ~/.cache/gossamer/images
 # Prints OUT_DIR on its last line, holding sidecar.oci.tar,
 # operator.oci.tar and pause.oci.tar. An archive whose inputs did not change
@@ -31,19 +35,19 @@ cache="${GOSSAMER_CACHE:-$HOME/.cache/gossamer}"
 out="${1:-$cache/images}"
 mkdir -p "$out"
 
-for tool in tar sha256sum strip ldd go; do
-  command -v "$tool" >/dev/null 2>&1 || die "missing $tool: install it (Debian: tar, coreutils, binutils, libc-bin, golang-go)"
+for tool in tar sha256sum strip readelf go rustc; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing $tool: install it (Debian: tar, coreutils, binutils, golang-go; Rust by rustup)"
 done
 
 if [ -z "${SIDECAR_BIN:-}" ] || [ -z "${OPERATOR_BIN:-}" ]; then
   target="${CARGO_TARGET_DIR:-$top/target}"
-  # One package per build, as the test harness builds them
-  # (tests/harness/binaries.rs), so that its builds find these fresh.
-  log "building gossamer-sidecar and gossamer-operator (cargo build)"
-  (cd "$top" && cargo build -q -p gossamer-sidecar --bin gossamer-sidecar)
-  (cd "$top" && cargo build -q -p gossamer-operator --bin gossamer-operator)
-  SIDECAR_BIN="${SIDECAR_BIN:-$target/debug/gossamer-sidecar}"
-  OPERATOR_BIN="${OPERATOR_BIN:-$target/debug/gossamer-operator}"
+  triple="$(rustc -vV | sed -n 's/^host: //p')"
+  log "building static gossamer-sidecar and gossamer-operator (cargo build --target $triple)"
+  static=(env RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" cargo build -q --target "$triple")
+  (cd "$top" && "${static[@]}" -p gossamer-sidecar --bin gossamer-sidecar)
+  (cd "$top" && "${static[@]}" -p gossamer-operator --bin gossamer-operator)
+  SIDECAR_BIN="${SIDECAR_BIN:-$target/$triple/debug/gossamer-sidecar}"
+  OPERATOR_BIN="${OPERATOR_BIN:-$target/$triple/debug/gossamer-operator}"
 fi
 [ -x "$SIDECAR_BIN" ] || die "SIDECAR_BIN=$SIDECAR_BIN is not an executable"
 [ -x "$OPERATOR_BIN" ] || die "OPERATOR_BIN=$OPERATOR_BIN is not an executable"
@@ -94,19 +98,17 @@ base_rootfs() {
   printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
 }
 
-# A root holding `bin` at /usr/local/bin/NAME (stripped) and the shared
-# libraries ldd lists for it, at the same paths as on this host.
-dynamic_rootfs() {
+# A root holding the static `bin` at /usr/local/bin/NAME (stripped), and
+# the name-service order static glibc reads.
+static_rootfs() {
   local root=$1 bin=$2 name=$3
+  if readelf -d "$bin" 2>/dev/null | grep -q '(NEEDED)'; then
+    die "$bin links shared libraries ($(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')); build it with RUSTFLAGS='-C target-feature=+crt-static' --target <host triple>"
+  fi
   base_rootfs "$root"
+  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
   mkdir -p "$root/usr/local/bin"
   strip -o "$root/usr/local/bin/$name" "$bin"
-  local lib
-  # ldd prints "name => /path (addr)" or "/path (addr)" for the loader.
-  for lib in $(ldd "$bin" | sed -n 's#.*=> \(/[^ ]*\) .*#\1#p; s#^\s*\(/[^ ]*\) .*#\1#p'); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-  done
 }
 
 # The inputs of an archive; it is rebuilt when they change.
@@ -120,7 +122,7 @@ build_rust_image() {
     log "gossamer.dev/$name:test is up to date: $out/$name.oci.tar"
     return
   fi
-  dynamic_rootfs "$work/$name-root" "$bin" "$binname"
+  static_rootfs "$work/$name-root" "$bin" "$binname"
   pack "$name" "gossamer.dev/$name:test" "$work/$name-root" "/usr/local/bin/$binname"
   echo "$stamp" >"$out/$name.stamp"
 }
