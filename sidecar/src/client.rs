@@ -123,6 +123,18 @@ fn call_err(call: String) -> impl FnOnce(tonic::Status) -> ClientError {
     }
 }
 
+/// SIGTERM (what the kubelet sends a container's main process).
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        // Without the handler, never: the process then ends by default.
+        Err(_) => std::future::pending::<()>().await,
+    }
+}
+
 /// Runs the subcommand; output goes to stdout.
 ///
 /// # Errors
@@ -135,7 +147,10 @@ pub async fn run(args: ClientArgs) -> Result<(), ClientError> {
             // A main loop starts beside its sidecar: wait for the socket.
             Err(e @ ClientError::Connect { .. }) if looping => {
                 eprintln!("{e}; trying again in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = terminated() => return Ok(()),
+                }
             }
             Err(e) => return Err(e),
         }
@@ -195,7 +210,13 @@ pub async fn run(args: ClientArgs) -> Result<(), ClientError> {
             match every {
                 Some(secs) => {
                     println!();
-                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    // A container's main process: SIGTERM ends it at once
+                    // (as PID 1 it would otherwise be ignored, and the
+                    // kubelet would wait out the grace period).
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                        _ = terminated() => return Ok(()),
+                    }
                 }
                 None => return Ok(()),
             }
