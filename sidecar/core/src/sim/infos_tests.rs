@@ -177,7 +177,10 @@ fn ttl_expires_everywhere(n: usize, from: usize, ttl: Duration, seed: u64) {
     // slow join wave is issue 14's, measured on its own).
     let deadline = s.now() + secs(120);
     while (0..n).any(|i| s.alive_seen_by(i) != n) {
-        assert!(s.now() < deadline, "seed {seed}: {n} nodes not joined in 120 s");
+        assert!(
+            s.now() < deadline,
+            "seed {seed}: {n} nodes not joined in 120 s"
+        );
         s.run_for(Duration::from_millis(100));
     }
     let put_at = s.now();
