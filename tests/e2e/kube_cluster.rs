@@ -162,7 +162,15 @@ struct Scene {
 impl Scene {
     /// What the cluster looked like when something did not happen.
     fn diagnose(&self) -> String {
-        let mut out = String::new();
+        // A tainted or pressured node explains Pending and evicted Pods.
+        let mut out = kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} taints={.spec.taints} \
+             conditions={range .status.conditions[?(@.status==\"True\")]}{.type} {end}{\"\\n\"}{end}",
+        ])
+        .stdout;
         for n in [OPERATOR_NS, self.ns.as_str()] {
             out += &kubectl(&["get", "pods", "-n", n, "-o", "wide"]).stdout;
             out += &kubectl(&["get", "events", "-n", n, "--sort-by=.lastTimestamp"]).stdout;
