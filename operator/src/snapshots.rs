@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gossamer_operator_core::{
-    build_snapshot, ClusterRef, ClusterState, Snapshot, Stamp, Versioner,
+    build_snapshot, kept_keys, ClusterRef, ClusterState, Snapshot, Stamp, Versioner,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, ObjectMeta, PostParams};
@@ -29,6 +29,12 @@ pub const SNAPSHOT_LABEL: &str = "gossamer.dev/snapshot-of";
 const MEMBERS_KEY: &str = "members.json";
 /// The departed Pod names the snapshot went out with.
 const DEPARTED_KEY: &str = "departed.json";
+/// The key the members encrypt with (the snapshot's primary, or the last
+/// one when the snapshot has none).
+const PRIMARY_KEY: &str = "primary";
+/// The key names the members keep (the snapshot's, and held keys whose
+/// bytes turned unusable).
+const KEPT_KEY: &str = "kept.json";
 
 /// The ConfigMap name of a cluster's snapshot.
 pub fn configmap_name(cluster: &str) -> String {
@@ -59,10 +65,14 @@ fn stored_keys(cm: &ConfigMap) -> Option<Vec<String>> {
         .collect()
 }
 
-/// The primary key's name in a stored snapshot.
+/// The primary key's name in a stored snapshot, or, when it had none, the
+/// primary the members still encrypt with.
 fn stored_primary(cm: &ConfigMap) -> Option<String> {
-    let json: serde_json::Value =
-        serde_json::from_str(cm.data.as_ref()?.get("snapshot.json")?).ok()?;
+    let data = cm.data.as_ref()?;
+    if let Some(p) = data.get(PRIMARY_KEY).filter(|p| !p.is_empty()) {
+        return Some(p.clone());
+    }
+    let json: serde_json::Value = serde_json::from_str(data.get("snapshot.json")?).ok()?;
     json["keys"]
         .as_array()?
         .iter()
@@ -71,7 +81,7 @@ fn stored_primary(cm: &ConfigMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A stored list of names (`members.json`, `departed.json`).
+/// A stored list of names (`members.json`, `departed.json`, `kept.json`).
 fn stored_names(cm: &ConfigMap, key: &str) -> Option<Vec<String>> {
     serde_json::from_str(cm.data.as_ref()?.get(key)?).ok()
 }
@@ -91,13 +101,14 @@ async fn load(ctx: &Context) -> kube::Result<HashMap<ClusterRef, Stored>> {
             name: cluster,
         };
         let stamp = stamp_of(&cm);
-        if let Some(keys) = stored_keys(&cm) {
+        let primary = stored_primary(&cm);
+        if let Some(keys) = stored_names(&cm, KEPT_KEY).or_else(|| stored_keys(&cm)) {
             ctx.published_keys
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(c.clone(), keys);
         }
-        if let Some(p) = stored_primary(&cm) {
+        if let Some(p) = primary {
             ctx.primaries
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -158,6 +169,12 @@ async fn publish(
         let content = serde_json::to_string_pretty(&snap).unwrap_or_default();
         let members: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
         let departed = ctx.hub.departed_after(c, &members);
+        let primary = snap
+            .primary()
+            .map(str::to_string)
+            .or_else(|| state.last_primary.clone())
+            .unwrap_or_default();
+        let kept = kept_keys(&snap, &state);
         let cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -178,6 +195,11 @@ async fn publish(
                     (
                         DEPARTED_KEY.to_string(),
                         serde_json::to_string(&departed).unwrap_or_default(),
+                    ),
+                    (PRIMARY_KEY.to_string(), primary),
+                    (
+                        KEPT_KEY.to_string(),
+                        serde_json::to_string(&kept).unwrap_or_default(),
                     ),
                 ]
                 .into(),
@@ -234,16 +256,14 @@ fn offer(ctx: &Context, c: &ClusterRef, stamp: Stamp, snap: Snapshot, state: &Cl
     ctx.published_keys
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            c.clone(),
-            snap.keys.iter().map(|k| k.name.clone()).collect(),
-        );
-    {
-        let mut primaries = ctx.primaries.lock().unwrap_or_else(|p| p.into_inner());
-        match snap.primary() {
-            Some(p) => primaries.insert(c.clone(), p.to_string()),
-            None => primaries.remove(c),
-        };
+        .insert(c.clone(), kept_keys(&snap, state));
+    // A snapshot without a primary (its key's Secret turned unusable) does
+    // not forget the primary: the members still encrypt with it.
+    if let Some(p) = snap.primary() {
+        ctx.primaries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.clone(), p.to_string());
     }
     let members: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
     if ctx.hub.offer(c, stamp, snap, &members) {

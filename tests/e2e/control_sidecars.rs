@@ -242,6 +242,9 @@ fn operator(id: &str, port: Option<u16>) -> Operator {
     let mut opts = OperatorOptions::new(id);
     opts.control_port = port;
     opts.debug_logs = true;
+    // The operator may not watch Secrets (least privilege); it re-reads a
+    // key's Secret at each resync.
+    opts.resync_secs = Some(5);
     let op = Operator::start(cp(), opts).expect("the operator starts");
     wait("the operator leads", || op.is_leader().then_some(()));
     op
@@ -410,6 +413,112 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
         "{.status.acknowledged}",
         "8",
     );
+
+    // An invalid key forced into the primary key's Secret (20 bytes, which
+    // AES-GCM cannot use): the operator cannot list the members' keyrings
+    // any more, so its next snapshot names no primary; every sidecar
+    // refuses it (NACK) and runs on with the version it has; the refusal
+    // shows in status and Events; gossip and writes go on; restoring the
+    // Secret brings a version every sidecar acknowledges.
+    let secret = "gossamer-key-k0";
+    let good = jsonpath(&ns, "secret", secret, "{.data.key}");
+    let nacks = |c: &Sidecar| sample(&c.metrics(), "gossamer_control_nacks_total").unwrap_or(0.0);
+    let nacks0: Vec<f64> = cars.iter().map(nacks).collect();
+    // base64 of twenty 0x07 bytes.
+    let bad = "BwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    kubectl(&[
+        "patch",
+        "secret",
+        secret,
+        "-n",
+        &ns,
+        "-p",
+        &format!("{{\"data\":{{\"key\":\"{bad}\"}}}}"),
+    ]);
+    wait_field(
+        &ns,
+        "gossipkey",
+        "k0",
+        "{.status.conditions[?(@.type==\"Ready\")].reason}",
+        "KeyLength",
+    );
+    for (c, before) in cars.iter().zip(&nacks0) {
+        wait(&format!("{} refuses the snapshot", c.name), || {
+            (nacks(c) > *before).then_some(())
+        });
+        let m = c.metrics();
+        assert_eq!(c.applied(), Some(v2), "{} left its version", c.name);
+        assert_eq!(sample(&m, "gossamer_keyring_keys"), Some(1.0), "{}", c.name);
+    }
+    assert_eq!(
+        jsonpath(&ns, "gossipkey", "k0", "{.status.phase}"),
+        "Primary"
+    );
+    wait_field(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.conditions[?(@.type==\"Degraded\")].status}",
+        "True",
+    );
+    wait("a Warning Event with the refusal", || {
+        let ev = kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "type=Warning,involvedObject.kind=GossipNetwork",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        ev.contains("rejected snapshot").then_some(())
+    });
+    // The cluster still gossips with the key it has.
+    rt().block_on(async {
+        api(cars[0].api)
+            .await
+            .create_entry(pb::WriteEntryRequest {
+                network: nid.clone(),
+                table: TABLE.into(),
+                key: "during-the-bad-secret".into(),
+                value: b"v".to_vec(),
+            })
+            .await
+            .expect("a write while the Secret is bad")
+    });
+    for c in &cars {
+        wait(&format!("{} has the write", c.name), || {
+            keys_on(c.api, &nid)
+                .contains("during-the-bad-secret")
+                .then_some(())
+        });
+    }
+    kubectl(&[
+        "patch",
+        "secret",
+        secret,
+        "-n",
+        &ns,
+        "-p",
+        &format!("{{\"data\":{{\"key\":\"{good}\"}}}}"),
+    ]);
+    let v3 = wait("a version after the fix everywhere", || {
+        let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
+        (vs.len() == 1)
+            .then(|| vs.into_iter().next().flatten())
+            .flatten()
+            .filter(|v| *v > v2)
+    });
+    wait_field(
+        &ns,
+        "gossipnetwork",
+        "endpoints",
+        "{.status.conditions[?(@.type==\"Degraded\")].status}",
+        "False",
+    );
+    wait_field(&ns, "gossipkey", "k0", "{.status.holders}", "8");
+    eprintln!("a bad key Secret: refused by all 8 on {v2}; after the fix all run {v3}");
 
     // Key rotation under continuous writes: every sidecar writes its own
     // keys throughout; a new key, then the old one deleted.

@@ -56,6 +56,9 @@ pub struct OperatorOptions {
     pub control_port: Option<u16>,
     /// `--inject-config`: the injected sidecar's settings file.
     pub inject_config: Option<PathBuf>,
+    /// `--resync-secs`, when set: how soon a change the operator does not
+    /// watch (a Secret's bytes) is seen.
+    pub resync_secs: Option<u64>,
 }
 
 impl OperatorOptions {
@@ -74,6 +77,7 @@ impl OperatorOptions {
             control_port: None,
             debug_logs: false,
             inject_config: None,
+            resync_secs: None,
         }
     }
 }
@@ -166,6 +170,9 @@ impl Operator {
             "--webhook-listen".into(),
             format!("127.0.0.1:{webhook_port}"),
         ];
+        if let Some(secs) = opts.resync_secs {
+            args.extend(["--resync-secs".into(), secs.to_string()]);
+        }
         if let Some(path) = &opts.inject_config {
             args.extend(["--inject-config".into(), path.display().to_string()]);
         }

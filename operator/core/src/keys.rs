@@ -85,21 +85,38 @@ pub fn plan_keys_after(
         .collect();
     usable.sort_by(|a, b| (&a.0.created, &a.0.name).cmp(&(&b.0.created, &b.0.name)));
 
-    let primary = usable
+    // A key the members hold lost its bytes (its Secret now holds something
+    // unusable, or is gone): the operator cannot list their keyrings any
+    // more. No key is primary, so every sidecar refuses the snapshot (NACK)
+    // and keeps the keyring it has until the Secret is restored. Promoting
+    // a key, or dropping this one, could lose messages in flight; so even a
+    // deleted key waits for its bytes to come back before it retires.
+    let held = |k: &KeyInput| {
+        Some(k.name.as_str()) == last_primary || last_keys.is_some_and(|ks| ks.contains(&k.name))
+    };
+    let stranded: Vec<&str> = keys
         .iter()
-        .rev()
-        // Installed => Primary: the newest key every member holds.
-        .find(|(k, fp)| !k.deleting && installed(fp))
-        // Nothing newer is everywhere: the last primary stays.
-        .or_else(|| {
-            usable
-                .iter()
-                .find(|(k, _)| Some(k.name.as_str()) == last_primary)
-        })
-        // No last primary: the first key of the cluster.
-        .or_else(|| usable.iter().find(|(k, _)| !k.deleting))
-        .or_else(|| usable.first())
-        .map(|(k, _)| k.name.clone());
+        .filter(|k| members > 0 && k.material.is_err() && held(k))
+        .map(|k| k.name.as_str())
+        .collect();
+    let primary = match stranded.is_empty() {
+        false => None,
+        true => usable
+            .iter()
+            .rev()
+            // Installed => Primary: the newest key every member holds.
+            .find(|(k, fp)| !k.deleting && installed(fp))
+            // Nothing newer is everywhere: the last primary stays.
+            .or_else(|| {
+                usable
+                    .iter()
+                    .find(|(k, _)| Some(k.name.as_str()) == last_primary)
+            })
+            // No last primary: the first key of the cluster.
+            .or_else(|| usable.iter().find(|(k, _)| !k.deleting))
+            .or_else(|| usable.first())
+            .map(|(k, _)| k.name.clone()),
+    };
 
     let everyone_reported = members == 0 || reports.reporting >= members;
     let decisions = keys
@@ -107,19 +124,26 @@ pub fn plan_keys_after(
         .map(|k| {
             let is_primary = primary.as_deref() == Some(k.name.as_str());
             match &k.material {
-                // Unusable bytes: nothing to install, nothing to remove.
-                Err(_) => KeyDecision {
-                    name: k.name.clone(),
-                    phase: if k.deleting {
-                        KeyPhase::Retiring
-                    } else {
-                        KeyPhase::Pending
-                    },
-                    fingerprint: None,
-                    holders: 0,
-                    state: None,
-                    release: k.deleting,
-                },
+                // Unusable bytes: nothing to install; a key the members
+                // hold is not released (see `stranded`).
+                Err(_) => {
+                    let stranded = stranded.contains(&k.name.as_str());
+                    KeyDecision {
+                        name: k.name.clone(),
+                        phase: if k.deleting {
+                            KeyPhase::Retiring
+                        } else if stranded && Some(k.name.as_str()) == last_primary {
+                            // The members still encrypt with it.
+                            KeyPhase::Primary
+                        } else {
+                            KeyPhase::Pending
+                        },
+                        fingerprint: None,
+                        holders: 0,
+                        state: None,
+                        release: k.deleting && !stranded,
+                    }
+                }
                 Ok(m) => {
                     let fp = m.fingerprint();
                     let encrypting = reports.encrypting.get(fp).copied().unwrap_or(0);
@@ -366,5 +390,88 @@ mod tests {
         assert_eq!(plan.primary.as_deref(), Some("k0"));
         assert_eq!(plan.decisions[1].phase, KeyPhase::Pending);
         assert_eq!(plan.decisions[1].state, None);
+    }
+
+    fn unusable(k: KeyInput) -> KeyInput {
+        KeyInput {
+            material: Err(Problem::KeyLength {
+                namespace: "ns".into(),
+                name: k.name.clone(),
+                key: "key".into(),
+                len: 20,
+            }),
+            ..k
+        }
+    }
+
+    #[test]
+    fn a_held_key_whose_secret_turns_unusable_strands_the_plan_until_fixed() {
+        let fp1 = KeyMaterial::new(vec![1; 32], "ns", "k1", "key")
+            .unwrap()
+            .fingerprint()
+            .to_string();
+        let k0 = key("k0", "2026-01-01T00:00:00Z", 0);
+        let k1 = key("k1", "2026-02-01T00:00:00Z", 1);
+        let held = ["k0".to_string(), "k1".to_string()];
+        // k1 is on one member of two; k0, the primary, loses its bytes.
+        let mut reports = KeyReports {
+            reporting: 2,
+            ..Default::default()
+        };
+        reports.holders.insert(fp1.clone(), 1);
+        let keys = [unusable(k0.clone()), k1.clone()];
+        let plan = plan_keys_after(&keys, 2, &reports, Some("k0"), Some(&held));
+        assert_eq!(plan.primary, None, "k1 is not on every member");
+        assert_eq!(plan.decisions[0].phase, KeyPhase::Primary);
+        assert_eq!(plan.decisions[0].state, None);
+        assert!(!plan.decisions[0].release);
+        assert_eq!(plan.decisions[1].state, Some(KeyState::Secondary));
+        // Even a successor on every member waits: the old key cannot stay
+        // in the keyrings while members switch.
+        reports.holders.insert(fp1, 2);
+        let plan = plan_keys_after(&keys, 2, &reports, Some("k0"), Some(&held));
+        assert_eq!(plan.primary, None);
+        // Deleting the stranded key does not release it: the members
+        // encrypt with it until a successor is primary.
+        let deleting = KeyInput {
+            deleting: true,
+            ..unusable(k0.clone())
+        };
+        let plan = plan_keys_after(
+            &[deleting, k1.clone()],
+            2,
+            &reports,
+            Some("k0"),
+            Some(&held),
+        );
+        assert_eq!(plan.primary, None);
+        assert!(!plan.decisions[0].release);
+        // A held secondary that loses its bytes strands the plan too.
+        let plan = plan_keys_after(
+            &[k0.clone(), unusable(k1.clone())],
+            2,
+            &reports,
+            Some("k0"),
+            Some(&held),
+        );
+        assert_eq!(plan.primary, None);
+        // Without members nothing is held: the plan goes on.
+        let plan = plan_keys_after(&keys, 0, &reports, Some("k0"), Some(&held));
+        assert_eq!(plan.primary.as_deref(), Some("k1"));
+        // Fixed: the rotation goes on as before (k1 is everywhere).
+        let plan = plan_keys_after(
+            &[k0.clone(), k1.clone()],
+            2,
+            &reports,
+            Some("k0"),
+            Some(&held),
+        );
+        assert_eq!(plan.primary.as_deref(), Some("k1"));
+        // Fixed while k1 is on one member only: k0 stays primary.
+        reports
+            .holders
+            .insert(plan.decisions[1].fingerprint.clone().unwrap(), 1);
+        let plan = plan_keys_after(&[k0, k1], 2, &reports, Some("k0"), Some(&held));
+        assert_eq!(plan.primary.as_deref(), Some("k0"));
     }
 }

@@ -39,7 +39,8 @@ pub use rotation::{
 };
 pub use selector::Selector;
 pub use snapshot::{
-    build_snapshot, GossipSettings, KeyBytes, KeyState, Snapshot, SnapshotKey, SnapshotNetwork,
+    build_snapshot, kept_keys, GossipSettings, KeyBytes, KeyState, Snapshot, SnapshotKey,
+    SnapshotNetwork,
 };
 pub use state::{
     ClusterRef, ClusterState, KeyInput, KeyMaterial, KeyReports, Member, NetworkInput, PeersInput,

@@ -112,6 +112,25 @@ impl Snapshot {
     }
 }
 
+/// The keys the members keep once they have `snap`: its own, and the keys
+/// they held (`state.last_keys`, `state.last_primary`) whose bytes are
+/// unusable now. The snapshot cannot list those; it then has no primary,
+/// every member refuses it and keeps its keyring.
+pub fn kept_keys(snap: &Snapshot, state: &ClusterState) -> Vec<String> {
+    let mut kept: Vec<String> = snap.keys.iter().map(|k| k.name.clone()).collect();
+    for k in state.keys.iter().filter(|k| k.material.is_err()) {
+        let held = state.last_primary.as_deref() == Some(k.name.as_str())
+            || state
+                .last_keys
+                .as_ref()
+                .is_some_and(|ks| ks.contains(&k.name));
+        if held && !kept.contains(&k.name) {
+            kept.push(k.name.clone());
+        }
+    }
+    kept
+}
+
 /// Builds the cluster's snapshot from what the index knows. Objects with a
 /// problem (an invalid selector, an unusable key) are left out; the rest of
 /// the cluster is unaffected.

@@ -7,13 +7,16 @@
 //! - a key leaves the keyrings while a member still encrypts with it.
 //!
 //! Reports reach the operator only from members that applied the current
-//! snapshot, as the control stream's ACKs make them.
+//! snapshot, as the control stream's ACKs make them. A key's Secret may be
+//! overwritten with unusable bytes and fixed again; a member refuses (NACKs)
+//! a snapshot that lists keys without a primary or turns encryption off, as
+//! the sidecar's plan does, and keeps what it runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use gossamer_operator_core::{
-    build_snapshot, ClusterRef, ClusterState, GossipSettings, KeyInput, KeyMaterial, KeyReports,
-    KeyState, Member, Snapshot,
+    build_snapshot, kept_keys, ClusterRef, ClusterState, GossipSettings, KeyInput, KeyMaterial,
+    KeyReports, KeyState, Member, Snapshot,
 };
 use proptest::prelude::*;
 
@@ -28,6 +31,10 @@ enum Ev {
     Apply(usize),
     /// The operator rebuilds the snapshot from what it knows.
     Rebuild,
+    /// A key's Secret is overwritten with bytes of the wrong length.
+    BreakKey(usize),
+    /// The Secret is fixed again.
+    FixKey(usize),
     /// The key reconciler catches up: a deleted key the snapshot no longer
     /// carries loses its finalizer and its object goes away. It runs
     /// apart from rebuilds, so rebuilds may see such keys still there.
@@ -43,6 +50,8 @@ fn ev() -> impl Strategy<Value = Ev> {
         4 => (0usize..8).prop_map(Ev::Apply),
         3 => Just(Ev::Rebuild),
         1 => Just(Ev::Release),
+        1 => (0usize..8).prop_map(Ev::BreakKey),
+        1 => (0usize..8).prop_map(Ev::FixKey),
     ]
 }
 
@@ -61,6 +70,11 @@ struct World {
     next_member: u32,
     version: u64,
     current: Option<Snapshot>,
+    /// The last primary published, by name and fingerprint: the operator
+    /// remembers it across snapshots that have none.
+    last_primary: Option<(String, String)>,
+    /// What the operator counts as kept after the current snapshot.
+    kept: Option<Vec<String>>,
 }
 
 impl World {
@@ -93,16 +107,18 @@ impl World {
                 })
                 .collect(),
             key_reports: reports,
-            last_primary: self
-                .current
-                .as_ref()
-                .and_then(|s| s.primary().map(str::to_string)),
-            last_keys: self
-                .current
-                .as_ref()
-                .map(|s| s.keys.iter().map(|k| k.name.clone()).collect()),
+            last_primary: self.last_primary.as_ref().map(|(n, _)| n.clone()),
+            // As the operator keeps them: a snapshot without a primary
+            // leaves the last primary in the keyrings (members refuse it).
+            last_keys: self.kept(),
             ..Default::default()
         }
+    }
+
+    /// The keys the members keep after the current snapshot, as the
+    /// operator counts them.
+    fn kept(&self) -> Option<Vec<String>> {
+        self.kept.clone()
     }
 
     fn rebuild(&mut self) -> Result<(), TestCaseError> {
@@ -129,11 +145,13 @@ impl World {
             .values()
             .filter(|m| m.applied.is_some())
             .collect();
-        let old_primary = self.current.as_ref().and_then(fp_primary);
+        let old_primary = self.last_primary.as_ref().map(|(_, fp)| fp.clone());
         let new_primary = fp_primary(&next);
         if let (Some(old), Some(new)) = (&old_primary, &new_primary) {
             if old != new {
-                for m in &running {
+                // A member with no keyring runs in plaintext; its first
+                // key becomes its primary as it installs it.
+                for m in running.iter().filter(|m| !m.keyring.is_empty()) {
                     prop_assert!(
                         m.keyring.contains(new),
                         "{new} made primary while a running member lacks it: {m:?}"
@@ -142,12 +160,30 @@ impl World {
             }
         }
         // A keyring that had a primary keeps one while it has keys: a
-        // keyring without one would send in plaintext.
+        // keyring without one would send in plaintext. Only a held key whose
+        // Secret turned unusable leaves a snapshot without one, which every
+        // member refuses.
+        let kept = self.kept().unwrap_or_default();
+        let stranded = !self.members.is_empty()
+            && self.keys.iter().any(|k| {
+                k.material.is_err()
+                    && (kept.contains(&k.name)
+                        || self
+                            .last_primary
+                            .as_ref()
+                            .is_some_and(|(n, _)| *n == k.name))
+            });
         prop_assert!(
-            next.keys.is_empty() || new_primary.is_some() || old_primary.is_none(),
+            next.keys.is_empty() || new_primary.is_some() || old_primary.is_none() || stranded,
             "the keyring lost its primary: {next:?}"
         );
-        if let Some(old) = &self.current {
+        prop_assert!(
+            !stranded || new_primary.is_none(),
+            "a key made primary while a held key's Secret is unusable: {next:?}"
+        );
+        // A member that encrypts refuses a snapshot without a primary, so
+        // only one with a primary can take a key from it.
+        if let Some(old) = self.current.as_ref().filter(|_| new_primary.is_some()) {
             for k in &old.keys {
                 if !next.keys.iter().any(|n| n.fingerprint == k.fingerprint) {
                     for m in &running {
@@ -162,17 +198,21 @@ impl World {
         }
         // A deleted key that left the keyrings never comes back: a new
         // version has no ACKs yet, and that must not undo a removal.
-        if let Some(old) = &self.current {
+        if let Some(kept) = self.kept() {
             for k in &next.keys {
                 let deleting = self.keys.iter().any(|i| i.name == k.name && i.deleting);
                 prop_assert!(
-                    !deleting || old.keys.iter().any(|o| o.name == k.name),
+                    !deleting || kept.contains(&k.name),
                     "deleted key {} came back after it left the keyrings",
                     k.name
                 );
             }
         }
+        self.kept = Some(kept_keys(&next, &self.state()));
         self.version += 1;
+        if let Some(k) = next.keys.iter().find(|k| k.state == KeyState::Primary) {
+            self.last_primary = Some((k.name.clone(), k.fingerprint.clone()));
+        }
         self.current = Some(next);
         Ok(())
     }
@@ -185,6 +225,8 @@ impl World {
             next_member: 0,
             version: 0,
             current: None,
+            last_primary: None,
+            kept: None,
         }
     }
 
@@ -221,12 +263,24 @@ impl World {
                     self.members.remove(&id);
                 }
             }
+            Ev::BreakKey(i) | Ev::FixKey(i) => {
+                let len = self.keys.len();
+                if len > 0 {
+                    let k = &mut self.keys[i % len];
+                    let n = k.name[1..].parse::<u8>().unwrap_or(0);
+                    let bytes = if matches!(e, Ev::BreakKey(_)) {
+                        vec![n; 20]
+                    } else {
+                        vec![n; 32]
+                    };
+                    k.material = KeyMaterial::new(bytes, "ns", "s", "key");
+                }
+            }
             Ev::Apply(i) => self.apply(i),
             Ev::Rebuild => self.rebuild()?,
             Ev::Release => {
-                if let Some(s) = &self.current {
-                    self.keys
-                        .retain(|k| !k.deleting || s.keys.iter().any(|sk| sk.name == k.name));
+                if let Some(kept) = self.kept() {
+                    self.keys.retain(|k| !k.deleting || kept.contains(&k.name));
                 }
             }
         }
@@ -244,6 +298,11 @@ impl World {
             return;
         };
         let m = self.members.get_mut(&id).expect("listed");
+        let primary = snap.keys.iter().any(|k| k.state == KeyState::Primary);
+        if (!snap.keys.is_empty() && !primary) || (snap.keys.is_empty() && m.primary.is_some()) {
+            // NACK: it keeps what it runs.
+            return;
+        }
         // Install, switch, remove: in that order, as one step.
         m.keyring = snap.keys.iter().map(|k| k.fingerprint.clone()).collect();
         m.primary = snap
@@ -296,4 +355,43 @@ fn a_deleted_primary_is_not_replaced_before_its_successor_is_everywhere() {
         "{:?}",
         w.current
     );
+}
+
+/// The primary's Secret is overwritten with unusable bytes while its
+/// successor is on one member of two: no snapshot names another primary,
+/// the members refuse the one without a primary, and fixing the Secret
+/// lets the rotation go on.
+#[test]
+fn an_unusable_primary_secret_promotes_nothing_until_fixed() {
+    use Ev::*;
+    let mut w = World::new();
+    for e in [
+        Join,
+        Join,
+        AddKey,
+        Rebuild,
+        Apply(0),
+        Apply(1),
+        Rebuild,
+        AddKey,
+        Rebuild,
+        Apply(0),
+        BreakKey(0),
+        Rebuild,
+        Apply(0),
+        Apply(1),
+    ] {
+        let r = w.step(&e);
+        assert!(r.is_ok(), "after {e:?}: {r:?}");
+    }
+    let snap = w.current.clone().expect("published");
+    assert_eq!(snap.primary(), None, "{snap:?}");
+    for m in w.members.values() {
+        assert!(m.primary.is_some(), "a member applied it: {m:?}");
+    }
+    for e in [FixKey(0), Rebuild, Apply(0), Apply(1)] {
+        let r = w.step(&e);
+        assert!(r.is_ok(), "after {e:?}: {r:?}");
+    }
+    assert_eq!(w.current.as_ref().and_then(|s| s.primary()), Some("k00"));
 }
