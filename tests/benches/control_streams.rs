@@ -21,7 +21,7 @@ use gossamer_proto::control::v1::{Ack, ConfigSnapshot};
 use gossamer_tests::control::{self, Sidecar};
 use gossamer_tests::kube::ControlPlane;
 use gossamer_tests::operator::{Operator, OperatorOptions, CONTROL_SERVICE_DNS};
-use gossamer_tests::{free_ports, Flags, Kind as PeerKind, Peer};
+use gossamer_tests::{free_ports, static_release_sidecar_binary, Flags, Kind as PeerKind, Peer};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::PostParams;
@@ -270,30 +270,78 @@ fn main() {
     );
     drop(sidecars);
 
-    // One real sidecar under the operator, idle with its control client.
+    // One real sidecar under the operator, idle with its control client:
+    // first as the images ship it (static release build), then the release
+    // build the other benchmarks run (dynamically linked to glibc).
     let dir = std::env::temp_dir().join(format!("gossamer-{ns}-rss"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ca.crt"), &ca).unwrap();
     std::fs::write(dir.join("token"), &tokens[0]).unwrap();
-    let ports = free_ports(2);
-    let peer = Peer::spawn_at(
-        PeerKind::Rust,
-        "p0",
-        ports[0],
-        Flags::new()
+    let builds = [
+        (
+            "static release (the image's)",
+            Some(static_release_sidecar_binary()),
+        ),
+        ("release, dynamically linked", None),
+    ];
+    for (build, program) in builds {
+        let ports = free_ports(2);
+        let mut flags = Flags::new()
             .arg("--control-endpoint", format!("https://127.0.0.1:{port}"))
             .arg("--control-ca", dir.join("ca.crt").display())
             .arg("--control-token", dir.join("token").display())
             .arg("--cluster", "default")
             .arg("--pod-namespace", &ns)
             .arg("--pod-name", "p0")
-            .arg("--metrics-listen", format!("127.0.0.1:{}", ports[1])),
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_secs(15));
-    println!(
-        "sidecar idle with its control client: RSS {:.1} MiB (VmHWM {:.1} MiB)",
-        peer.rss_bytes().unwrap() as f64 / 1048576.0,
-        proc_status(peer.pid(), "VmHWM:") as f64 / 1024.0
-    );
+            .arg("--metrics-listen", format!("127.0.0.1:{}", ports[1]));
+        if let Some(p) = &program {
+            flags = flags.program(p);
+        }
+        let peer = Peer::spawn_at(PeerKind::Rust, "p0", ports[0], flags).unwrap();
+        // Five samples, 5 s apart, after 10 s of settling.
+        std::thread::sleep(Duration::from_secs(10));
+        for i in 0..5 {
+            std::thread::sleep(Duration::from_secs(5));
+            let mib = |field| proc_status(peer.pid(), field) as f64 / 1024.0;
+            println!(
+                "sidecar idle with its control client, {build}, sample {}: RSS {:.2} MiB ({:.2} MB) = anonymous {:.2} + file {:.2} + shmem {:.2} (VmHWM {:.2} MiB)",
+                i + 1,
+                mib("VmRSS:"),
+                mib("VmRSS:") * 1.048576,
+                mib("RssAnon:"),
+                mib("RssFile:"),
+                mib("RssShmem:"),
+                mib("VmHWM:")
+            );
+        }
+        println!(
+            "sidecar idle, {build}, resident by mapping: {}",
+            rss_by_mapping(peer.pid())
+        );
+    }
+}
+
+/// Resident KiB per mapped file (and anonymous memory), largest first, from
+/// `/proc/PID/smaps`.
+fn rss_by_mapping(pid: u32) -> String {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: address perms offset dev inode [path].
+            current = parts.nth(4).unwrap_or("[anonymous]").to_string();
+        } else if first == "Rss:" {
+            let kb: u64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            *by.entry(current.clone()).or_default() += kb;
+        }
+    }
+    let mut v: Vec<_> = by.into_iter().filter(|(_, kb)| *kb > 0).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.iter()
+        .map(|(p, kb)| format!("{} {kb} KiB", p.rsplit('/').next().unwrap_or(p)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

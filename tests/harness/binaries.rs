@@ -199,6 +199,51 @@ pub fn sidecar_binary() -> PathBuf {
     .clone()
 }
 
+/// The sidecar as the images ship it: a release build linked statically
+/// (`-C target-feature=+crt-static`, for the host's triple, in
+/// `<target>/<triple>/release/`), built once per process.
+///
+/// # Panics
+/// If `rustc` or the build fails.
+pub fn static_release_sidecar_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let rustc = Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run rustc -vV: {e}"));
+        let info = String::from_utf8_lossy(&rustc.stdout);
+        let triple = info
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .unwrap_or_else(|| panic!("rustc -vV names no host triple:\n{info}"))
+            .to_string();
+        let target = target_dir();
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let flags = format!(
+            "{} -C target-feature=+crt-static",
+            env::var("RUSTFLAGS").unwrap_or_default()
+        );
+        let status = Command::new(&cargo)
+            .args(["build", "--release", "-p", "gossamer-sidecar", "--bin"])
+            .arg("gossamer-sidecar")
+            .args(["--target", &triple, "--target-dir"])
+            .arg(&target)
+            .env("RUSTFLAGS", flags.trim())
+            .current_dir(workspace_root())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
+        assert!(
+            status.success(),
+            "the static release sidecar build failed ({status})"
+        );
+        let bin = target.join(&triple).join("release/gossamer-sidecar");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+    .clone()
+}
+
 /// The `gossamer-operator` binary of the same cargo profile as the running
 /// test, built as [`sidecar_binary`] builds the sidecar.
 ///

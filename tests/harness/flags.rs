@@ -9,6 +9,7 @@ const REPEATABLE: [&str; 3] = ["--seed", "--key", "--network"];
 pub struct Flags {
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    program: Option<std::path::PathBuf>,
 }
 
 impl Flags {
@@ -93,6 +94,18 @@ impl Flags {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.into(), value.into()));
         self
+    }
+
+    /// Runs `path` instead of the peer kind's usual binary (e.g. the
+    /// static release sidecar the images ship).
+    pub fn program(mut self, path: &std::path::Path) -> Self {
+        self.program = Some(path.to_path_buf());
+        self
+    }
+
+    /// The binary set with [`Flags::program`], if any.
+    pub fn program_override(&self) -> Option<&std::path::Path> {
+        self.program.as_deref()
     }
 
     /// The environment variables set with [`Flags::env`].

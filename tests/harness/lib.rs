@@ -42,7 +42,8 @@ mod wait;
 
 pub use binaries::{
     go_peer_binary, golden_tool_binary, networkdb_golden_binary, networkdb_peer_binary,
-    operator_binary, sidecar_binary, target_dir, test_temp_dir, workspace_root,
+    operator_binary, sidecar_binary, static_release_sidecar_binary, target_dir, test_temp_dir,
+    workspace_root,
 };
 pub use cluster::Cluster;
 pub use error::{Error, Result};

@@ -110,10 +110,11 @@ impl Peer {
     ) -> Result<Peer> {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let addr = addr.to_string();
-        let program = match kind {
-            Kind::Go => go_peer_binary(),
-            Kind::GoNetworkDb => networkdb_peer_binary(),
-            Kind::Rust => sidecar_binary(),
+        let program = match (kind, flags.program_override()) {
+            (_, Some(p)) => p.to_path_buf(),
+            (Kind::Go, None) => go_peer_binary(),
+            (Kind::GoNetworkDb, None) => networkdb_peer_binary(),
+            (Kind::Rust, None) => sidecar_binary(),
         };
         let mut cmd = match netns {
             Some(ns) => {
