@@ -339,7 +339,7 @@ fn rss_by_mapping(pid: u32) -> String {
         }
     }
     let mut v: Vec<_> = by.into_iter().filter(|(_, kb)| *kb > 0).collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|b| std::cmp::Reverse(b.1));
     v.iter()
         .map(|(p, kb)| format!("{} {kb} KiB", p.rsplit('/').next().unwrap_or(p)))
         .collect::<Vec<_>>()
