@@ -13,7 +13,9 @@
 //!
 //! `INFOS_BENCH_NODES` (default 1000) and `INFOS_BENCH_TRIALS` (default 3)
 //! scale it; `INFOS_BENCH_PARTS` (default
-//! `idle,group,table,agree,reach,heal`) picks the measurements.
+//! `idle,group,table,agree,reach,heal`) picks the measurements;
+//! `INFOS_BENCH_WARMUP_SECS` (default 20) and `INFOS_BENCH_WINDOW_SECS`
+//! (default 30) set the virtual time of part 1 before and while it counts.
 
 // The clock is read once per run, as the arbitrary origin of virtual time.
 #![allow(clippy::disallowed_methods)]
@@ -26,8 +28,15 @@ use gossamer_core::sim::{name_of, Sim, SimConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-const WARMUP: Duration = Duration::from_secs(20);
-const WINDOW: Duration = Duration::from_secs(30);
+/// Part 1's virtual seconds before counting (`INFOS_BENCH_WARMUP_SECS`).
+fn warmup() -> Duration {
+    Duration::from_secs(env("INFOS_BENCH_WARMUP_SECS", 20) as u64)
+}
+
+/// Part 1's virtual seconds counted (`INFOS_BENCH_WINDOW_SECS`).
+fn window() -> Duration {
+    Duration::from_secs(env("INFOS_BENCH_WINDOW_SECS", 30).max(1) as u64)
+}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -52,7 +61,7 @@ enum Load {
     Table,
 }
 
-/// Bytes per node per second over [`WINDOW`], after [`WARMUP`], with every
+/// Bytes per node per second over [`window`], after [`warmup`], with every
 /// node writing once a second.
 fn bytes_per_node_second(n: usize, seed: u64, load: Load) -> f64 {
     let mut s = sim(n, seed);
@@ -71,10 +80,12 @@ fn bytes_per_node_second(n: usize, seed: u64, load: Load) -> f64 {
     }
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut start = None;
-    let end = WARMUP + WINDOW;
+    let (warmup, window) = (warmup(), window());
+    let end = warmup + window;
+    let wall = Instant::now();
     let mut second = 0u64;
     while s.now() < end {
-        if s.now() >= WARMUP && start.is_none() {
+        if s.now() >= warmup && start.is_none() {
             start = Some(bytes(&s));
         }
         for i in 0..n {
@@ -109,9 +120,16 @@ fn bytes_per_node_second(n: usize, seed: u64, load: Load) -> f64 {
         }
         second += 1;
         s.run_for(Duration::from_secs(1));
+        if second % 5 == 0 {
+            eprintln!(
+                "  {n} nodes, seed {seed}: {second} of {} virtual s after {:.0} s",
+                end.as_secs(),
+                wall.elapsed().as_secs_f64()
+            );
+        }
     }
     let sent = bytes(&s) - start.unwrap_or(0);
-    sent as f64 / n as f64 / WINDOW.as_secs_f64()
+    sent as f64 / n as f64 / window.as_secs_f64()
 }
 
 /// Every node writes one value into a MAX group of limit 100 once; after
@@ -259,7 +277,15 @@ fn main() {
             .iter()
             .map(|&seed| bytes_per_node_second(n, seed, load))
             .collect();
-        summary(&format!("bytes/node/s at {n} nodes, {name}"), &xs, "B/s");
+        summary(
+            &format!(
+                "bytes/node/s at {n} nodes, {name} ({} s counted after {} s)",
+                window().as_secs(),
+                warmup().as_secs()
+            ),
+            &xs,
+            "B/s",
+        );
     }
     if want("agree") {
         let xs: Vec<f64> = seeds.iter().map(|&seed| group_agrees(n, seed)).collect();
