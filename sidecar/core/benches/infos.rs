@@ -13,7 +13,8 @@
 //!
 //! `INFOS_BENCH_NODES` (default 1000) and `INFOS_BENCH_TRIALS` (default 3)
 //! scale it; `INFOS_BENCH_PARTS` (default
-//! `idle,group,table,agree,reach,heal`) picks the measurements;
+//! `idle,group,table,agree,reach,heal`; also `shortttl`) picks the
+//! measurements;
 //! `INFOS_BENCH_WARMUP_SECS` (default 20) and `INFOS_BENCH_WINDOW_SECS`
 //! (default 30) set the virtual time of part 1 before and while it counts.
 
@@ -203,6 +204,30 @@ fn time_to_all(n: usize, seed: u64) -> f64 {
     }
 }
 
+/// Seeds per size of the `shortttl` part.
+const SHORT_TTL_SEEDS: u64 = 1000;
+
+/// Whether an info with a TTL below the push/pull interval (30 s on LAN),
+/// put once every node knows every other, is held by every node 10 ms
+/// before its TTL runs out: broadcasts alone must carry it there.
+fn short_ttl_reaches_all(n: usize, ttl: Duration, seed: u64) -> bool {
+    let mut s = sim(n, seed);
+    s.run_for(Duration::from_secs(1));
+    let deadline = s.now() + Duration::from_secs(120);
+    while (0..n).any(|i| s.alive_seen_by(i) != n) {
+        assert!(s.now() < deadline, "seed {seed}: {n} nodes not joined");
+        s.run_for(Duration::from_millis(100));
+    }
+    let put_at = s.now();
+    s.with_infos((seed as usize) % n, |inf, now| {
+        inf.put("fact", b"x".to_vec(), ttl, now)
+    })
+    .expect("valid info");
+    s.run_until(put_at + ttl - Duration::from_millis(10));
+    let now = s.instant();
+    (0..n).all(|i| s.infos(i).get("fact", now).is_some())
+}
+
 /// Seconds from the heal until a node cut off for 60 s (twice the
 /// sentinel's default TTL) is no longer partitioned, and until it sees
 /// every member alive again.
@@ -298,6 +323,18 @@ fn main() {
     if want("reach") {
         let xs: Vec<f64> = seeds.iter().map(|&seed| time_to_all(n, seed)).collect();
         summary(&format!("one info to 100% of {n} nodes"), &xs, "s");
+    }
+    if want("shortttl") {
+        // Not in the default parts: its own sizes and seeds.
+        for size in [6, 23, 64] {
+            let missed: Vec<u64> = (1..=SHORT_TTL_SEEDS)
+                .filter(|&seed| !short_ttl_reaches_all(size, Duration::from_secs(10), seed))
+                .collect();
+            println!(
+                "info with TTL 10 s (below the 30 s push/pull) held by all {size} nodes before it expired: {} of {SHORT_TTL_SEEDS} seeds (missed a node: seeds {missed:?})",
+                SHORT_TTL_SEEDS as usize - missed.len()
+            );
+        }
     }
     if !want("heal") {
         return;

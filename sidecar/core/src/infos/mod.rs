@@ -400,7 +400,8 @@ impl Infos {
     /// Queued infos to piggyback on membership's messages, within `limit`
     /// bytes counting `overhead` per message (memberlist's `GetBroadcasts`).
     pub fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
-        let transmits = retransmit_limit(self.cfg.retransmit_mult, self.cluster_size);
+        let transmits = retransmit_limit(self.cfg.retransmit_mult, self.cluster_size)
+            .max(self.cfg.min_transmits);
         self.queue.take(overhead, limit, transmits)
     }
 

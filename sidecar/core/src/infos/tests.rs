@@ -238,14 +238,24 @@ fn broadcasts_are_transmit_limited_and_replaced_by_key() {
     a.put("k", b"1".to_vec(), secs(60), t).unwrap();
     a.put("k", b"2".to_vec(), secs(60), t).unwrap();
     let mut sent = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..20 {
         sent.extend(a.get_broadcasts(2, 1400));
     }
-    // retransmit_mult 4 * ceil(log10(10)) = 4 sends, of the latest only.
-    assert_eq!(sent.len(), 4);
+    // retransmit_mult 4 * ceil(log10(10)) = 4 sends, raised to the floor
+    // of 12, of the latest only.
+    assert_eq!(sent.len(), 12);
     for m in &sent {
         assert_eq!(codec::decode(m).unwrap()[0].value, b"2");
     }
+    // Above the floor memberlist's rule counts: 4 * ceil(log10(1001)) = 16.
+    let mut b = infos("b", t);
+    b.set_cluster_size(1000);
+    b.put("k", b"1".to_vec(), secs(60), t).unwrap();
+    let mut sent = 0;
+    for _ in 0..30 {
+        sent += b.get_broadcasts(2, 1400).len();
+    }
+    assert_eq!(sent, 16);
 }
 
 proptest! {

@@ -92,8 +92,14 @@ pub struct Config {
     /// Largest group limit.
     pub max_group_limit: usize,
     /// Each info is piggybacked `retransmit_mult * ceil(log10(n + 1))` times
-    /// by every node that accepts it (memberlist's rule).
+    /// by every node that accepts it (memberlist's rule), and at least
+    /// `min_transmits` times.
     pub retransmit_mult: usize,
+    /// The fewest times every node that accepts an info piggybacks it.
+    /// memberlist's rule gives 4 below 10 members, where a node that every
+    /// one of the few sends happens to miss learns the info only at the
+    /// next push/pull (up to 30 s on LAN), after a short TTL has run out.
+    pub min_transmits: usize,
 }
 
 impl Config {
@@ -108,6 +114,7 @@ impl Config {
             max_ttl: Duration::from_secs(24 * 3600),
             max_group_limit: 1000,
             retransmit_mult: 4,
+            min_transmits: 12,
         }
     }
 }

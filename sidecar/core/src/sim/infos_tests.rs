@@ -212,16 +212,18 @@ proptest! {
         group_agrees(n, limit, order, seed);
     }
 
-    /// Any cluster size, writer, TTL and seed: the expiry is seen by all.
-    /// TTLs start above the LAN push/pull interval (30 s): below it a node
-    /// that every broadcast of the info happened to miss can still learn
-    /// it too late (found at n = 23, TTL 10 s, seed 2517, and n = 6,
-    /// TTL 10 s, seed 7055; open in issue 12).
+    /// Any cluster size, writer, TTL and seed: the info reaches every node
+    /// and its expiry is seen by all. TTLs start at 5 s, well below the LAN
+    /// push/pull interval (30 s), so broadcasts alone must reach every node
+    /// in time: with memberlist's 4 sends per node below 10 members they
+    /// missed a node in 19 of 1,000 seeds at n = 6 (and 1 in 1,000 at
+    /// n = 23 and 64 with 8 sends), hence the floor of 12 sends
+    /// (`Config::min_transmits`; the `shortttl` part of the infos bench).
     #[test]
     fn ttl_expiry_is_seen_by_all_for_any_cluster(
         n in 2usize..40,
         from in 0usize..40,
-        ttl_s in 40u64..90,
+        ttl_s in 5u64..90,
         seed in 0u64..10_000,
     ) {
         ttl_expires_everywhere(n, from % n, secs(ttl_s), seed);
