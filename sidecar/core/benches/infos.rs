@@ -121,7 +121,7 @@ fn bytes_per_node_second(n: usize, seed: u64, load: Load) -> f64 {
         }
         second += 1;
         s.run_for(Duration::from_secs(1));
-        if second % 5 == 0 {
+        if second.is_multiple_of(5) {
             eprintln!(
                 "  {n} nodes, seed {seed}: {second} of {} virtual s after {:.0} s",
                 end.as_secs(),
