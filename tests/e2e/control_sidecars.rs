@@ -222,6 +222,20 @@ fn key(ns: &str, name: &str) {
     ));
 }
 
+/// The version every sidecar runs, when they all run the same one.
+fn one_version(cars: &[Sidecar]) -> Option<u64> {
+    let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
+    (vs.len() == 1)
+        .then(|| vs.into_iter().next().flatten())
+        .flatten()
+}
+
+/// Replaces the `key` of Secret `name` with `b64` (base64).
+fn set_secret_key(ns: &str, name: &str, b64: &str) {
+    let patch = format!("{{\"data\":{{\"key\":\"{b64}\"}}}}");
+    kubectl(&["patch", "secret", name, "-n", ns, "-p", &patch]);
+}
+
 /// The hex of a generated key, read from its Secret.
 fn key_hex(ns: &str, name: &str) -> String {
     let b64 = jsonpath(ns, "secret", &format!("gossamer-key-{name}"), "{.data.key}");
@@ -347,12 +361,7 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
 
     // Every sidecar runs the operator's current version, with its key and
     // network, is ready, and the ACKs show in status.
-    let v1 = wait("every sidecar applied a snapshot", || {
-        let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
-        (vs.len() == 1)
-            .then(|| vs.into_iter().next().flatten())
-            .flatten()
-    });
+    let v1 = wait("every sidecar applied a snapshot", || one_version(&cars));
     for c in &cars {
         let m = c.metrics();
         assert_eq!(sample(&m, "gossamer_keyring_keys"), Some(1.0), "{}", c.name);
@@ -396,11 +405,7 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
     network(&ns, &format!("{{name: {TABLE}}}, {{name: health}}"));
     let t0 = Instant::now();
     let v2 = wait("a new version everywhere", || {
-        let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
-        (vs.len() == 1)
-            .then(|| vs.into_iter().next().flatten())
-            .flatten()
-            .filter(|v| *v > v1)
+        one_version(&cars).filter(|v| *v > v1)
     });
     eprintln!(
         "snapshot {v2} applied on all 8 in {:.2} s",
@@ -426,15 +431,7 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
     let nacks0: Vec<f64> = cars.iter().map(nacks).collect();
     // base64 of twenty 0x07 bytes.
     let bad = "BwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-    kubectl(&[
-        "patch",
-        "secret",
-        secret,
-        "-n",
-        &ns,
-        "-p",
-        &format!("{{\"data\":{{\"key\":\"{bad}\"}}}}"),
-    ]);
+    set_secret_key(&ns, secret, bad);
     wait_field(
         &ns,
         "gossipkey",
@@ -494,21 +491,9 @@ fn eight_sidecars_under_the_operator_converge_rotate_reap_and_resync() {
                 .then_some(())
         });
     }
-    kubectl(&[
-        "patch",
-        "secret",
-        secret,
-        "-n",
-        &ns,
-        "-p",
-        &format!("{{\"data\":{{\"key\":\"{good}\"}}}}"),
-    ]);
+    set_secret_key(&ns, secret, &good);
     let v3 = wait("a version after the fix everywhere", || {
-        let vs: BTreeSet<Option<u64>> = cars.iter().map(Sidecar::applied).collect();
-        (vs.len() == 1)
-            .then(|| vs.into_iter().next().flatten())
-            .flatten()
-            .filter(|v| *v > v2)
+        one_version(&cars).filter(|v| *v > v2)
     });
     wait_field(
         &ns,

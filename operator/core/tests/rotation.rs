@@ -326,13 +326,22 @@ proptest! {
     }
 }
 
-/// The interleaving the last-primary rule exists for: the old primary is
-/// deleted while its successor is on one member of two.
-#[test]
-fn a_deleted_primary_is_not_replaced_before_its_successor_is_everywhere() {
+impl World {
+    /// Steps through `evs`; panics naming the event that broke an
+    /// invariant.
+    fn run(&mut self, evs: &[Ev]) {
+        for e in evs {
+            let r = self.step(e);
+            assert!(r.is_ok(), "after {e:?}: {r:?}");
+        }
+    }
+}
+
+/// Two members run k00 as primary; its successor k01 is on one of them.
+fn successor_on_one_of_two() -> World {
     use Ev::*;
     let mut w = World::new();
-    for e in [
+    w.run(&[
         Join,
         Join,
         AddKey,
@@ -343,12 +352,17 @@ fn a_deleted_primary_is_not_replaced_before_its_successor_is_everywhere() {
         AddKey,
         Rebuild,
         Apply(0),
-        DeleteKey(0),
-        Rebuild,
-    ] {
-        let r = w.step(&e);
-        assert!(r.is_ok(), "after {e:?}: {r:?}");
-    }
+    ]);
+    w
+}
+
+/// The interleaving the last-primary rule exists for: the old primary is
+/// deleted while its successor is on one member of two.
+#[test]
+fn a_deleted_primary_is_not_replaced_before_its_successor_is_everywhere() {
+    use Ev::*;
+    let mut w = successor_on_one_of_two();
+    w.run(&[DeleteKey(0), Rebuild]);
     assert_eq!(
         w.current.as_ref().and_then(|s| s.primary()),
         Some("k00"),
@@ -364,34 +378,13 @@ fn a_deleted_primary_is_not_replaced_before_its_successor_is_everywhere() {
 #[test]
 fn an_unusable_primary_secret_promotes_nothing_until_fixed() {
     use Ev::*;
-    let mut w = World::new();
-    for e in [
-        Join,
-        Join,
-        AddKey,
-        Rebuild,
-        Apply(0),
-        Apply(1),
-        Rebuild,
-        AddKey,
-        Rebuild,
-        Apply(0),
-        BreakKey(0),
-        Rebuild,
-        Apply(0),
-        Apply(1),
-    ] {
-        let r = w.step(&e);
-        assert!(r.is_ok(), "after {e:?}: {r:?}");
-    }
+    let mut w = successor_on_one_of_two();
+    w.run(&[BreakKey(0), Rebuild, Apply(0), Apply(1)]);
     let snap = w.current.clone().expect("published");
     assert_eq!(snap.primary(), None, "{snap:?}");
     for m in w.members.values() {
         assert!(m.primary.is_some(), "a member applied it: {m:?}");
     }
-    for e in [FixKey(0), Rebuild, Apply(0), Apply(1)] {
-        let r = w.step(&e);
-        assert!(r.is_ok(), "after {e:?}: {r:?}");
-    }
+    w.run(&[FixKey(0), Rebuild, Apply(0), Apply(1)]);
     assert_eq!(w.current.as_ref().and_then(|s| s.primary()), Some("k00"));
 }
