@@ -100,3 +100,51 @@ fn eager_pushes_bring_table_writes_to_64_nodes_sooner() {
         quantile(&slow, 0.99)
     );
 }
+
+/// UDP bytes all nodes sent for 100 writes (the load of [`reach`]) beyond
+/// what the idle cluster sends, per write, counted until 25 s after the
+/// last write so that every queue has drained (libnetwork's schedule is
+/// still sending at the last delivery).
+fn bytes_per_write(nodes: usize, seed: u64, exact: bool) -> f64 {
+    let mut sim =
+        Sim::<Node>::configured(SimConfig::lan(nodes, seed), Instant::now(), move |_, c| {
+            if exact {
+                c.membership.memberlist_exact = true;
+                c.tables.eager_push = None;
+            }
+        })
+        .unwrap();
+    for i in 0..nodes {
+        sim.with_tables(i, |t, now| t.join_network(NET, now))
+            .unwrap();
+    }
+    sim.run_for(Duration::from_secs(10));
+    let idle = sim.traffic().udp_bytes;
+    sim.run_for(Duration::from_secs(30));
+    let before = sim.traffic().udp_bytes;
+    let idle_per_s = (before - idle) as f64 / 30.0;
+    for w in 0..100 {
+        let key = format!("k{w}");
+        sim.with_tables(0, |t, now| {
+            t.create_entry(NET, TABLE, &key, vec![7; 64], now)
+        })
+        .unwrap();
+        sim.run_for(Duration::from_millis(50));
+    }
+    sim.run_for(Duration::from_secs(25));
+    let busy = (sim.traffic().udp_bytes - before) as f64;
+    (busy - idle_per_s * 30.0) / 100.0
+}
+
+#[test]
+fn eager_pushes_send_about_the_bytes_of_the_gossip_rounds() {
+    for seed in [3, 4] {
+        let eager = bytes_per_write(64, seed, false);
+        let exact = bytes_per_write(64, seed, true);
+        eprintln!(
+            "seed {seed}, 64 nodes, 100 writes: {eager:.0} B per write with eager pushes, {exact:.0} B libnetwork-exact ({:.2}x)",
+            eager / exact
+        );
+        assert!(eager <= exact * 1.1, "{eager:.0} vs {exact:.0}");
+    }
+}

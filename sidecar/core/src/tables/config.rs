@@ -43,10 +43,21 @@ pub struct Config {
     /// events queued within the window share compound messages. `None`:
     /// only the gossip rounds send, as libnetwork does.
     pub eager_push: Option<Duration>,
+    /// With [`Config::eager_push`] on, each table event is sent
+    /// `eager_retransmit_mult * ceil(log10(n + 1))` times for `n` members
+    /// of its network (never fewer than `retransmit_mult`, libnetwork's
+    /// own count under 10 members, nor more than libnetwork's count):
+    /// eager pushes reach most members within a few windows, so the
+    /// gossip rounds that follow are repair, and fewer of them keep the
+    /// bytes per write at libnetwork's. Unused without eager pushes.
+    pub eager_retransmit_mult: usize,
 }
 
-/// Gossamer's batching window for [`Config::eager_push`].
-pub const EAGER_PUSH_DELAY: Duration = Duration::from_millis(10);
+/// Gossamer's batching window for [`Config::eager_push`]: long enough that
+/// events arriving close together share a compound (a steady 20 writes/s
+/// packs as tightly as libnetwork's gossip rounds do), short enough that
+/// a write reaches 64 members in well under 300 ms.
+pub const EAGER_PUSH_DELAY: Duration = Duration::from_millis(30);
 
 impl Config {
     /// libnetwork's defaults for a node called `node_name`, with
@@ -66,6 +77,7 @@ impl Config {
             node_reap_interval: Duration::from_secs(24 * 60 * 60),
             max_rebroadcast_on_sync: 500,
             eager_push: Some(EAGER_PUSH_DELAY),
+            eager_retransmit_mult: 3,
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::codec::{self, COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD};
 use super::Tables;
-use crate::membership::retransmit_limit;
+use crate::membership::{retransmit_limit, BroadcastQueue};
 
 /// Eager pushes per table event, a batching window apart: one round of
 /// `gossip_fanout` sends misses about `e^-3` of the members, two about
@@ -39,30 +39,46 @@ impl Tables {
             if others.is_empty() {
                 continue;
             }
-            let members = self.peers.network_nodes.get(&nid).map_or(1, |s| s.len());
-            let transmits = retransmit_limit(self.cfg.retransmit_mult, members);
+            let transmits = self.table_transmits(&nid);
             let budget = self.cfg.packet_budget - COMPOUND_HEADER_OVERHEAD;
             let Some(n) = self.local.get_mut(&nid) else {
                 continue;
             };
-            let mut msgs = n.broadcasts.take(COMPOUND_PART_OVERHEAD, budget, transmits);
-            let used: usize = msgs.iter().map(|m| m.len() + COMPOUND_PART_OVERHEAD).sum();
-            if used < budget {
-                msgs.extend(
-                    n.relays
-                        .take(COMPOUND_PART_OVERHEAD, budget - used, transmits),
-                );
-            }
+            let mut msgs = Vec::new();
+            fill(&mut msgs, &mut n.broadcasts, budget, transmits);
+            fill(&mut msgs, &mut n.relays, budget, transmits);
             if msgs.is_empty() {
                 continue;
             }
             n.messages_sent += msgs.len() as u64;
-            let compound = codec::encode_compound(&msgs);
-            debug_assert!(compound.len() <= self.cfg.packet_budget);
-            let targets = self.random_nodes(self.cfg.gossip_fanout, others);
-            for to in targets {
-                self.send(&to, compound.clone(), false);
-            }
+            self.send_compound(&msgs, others);
+        }
+    }
+
+    /// How many times each table event of network `nid` is sent (each time
+    /// to `gossip_fanout` members). libnetwork's limit,
+    /// `retransmit_mult * ceil(log10(n + 1))` for the `n` members of the
+    /// network, without eager pushes; with them,
+    /// `eager_retransmit_mult * ceil(log10(n + 1))`, never below
+    /// `retransmit_mult` (libnetwork's own limit under 10 members).
+    fn table_transmits(&self, nid: &str) -> usize {
+        let members = self.peers.network_nodes.get(nid).map_or(1, |s| s.len());
+        let libnetwork = retransmit_limit(self.cfg.retransmit_mult, members);
+        if self.cfg.eager_push.is_none() {
+            return libnetwork;
+        }
+        retransmit_limit(self.cfg.eager_retransmit_mult, members)
+            .max(self.cfg.retransmit_mult)
+            .min(libnetwork)
+    }
+
+    /// Sends one compound of `msgs` to up to `gossip_fanout` of `others`.
+    fn send_compound(&mut self, msgs: &[Vec<u8>], others: Vec<String>) {
+        let compound = codec::encode_compound(msgs);
+        debug_assert!(compound.len() <= self.cfg.packet_budget);
+        let targets = self.random_nodes(self.cfg.gossip_fanout, others);
+        for to in targets {
+            self.send(&to, compound.clone(), false);
         }
     }
 
@@ -76,14 +92,17 @@ impl Tables {
         }
     }
 
-    /// The eager push: for every network, the events sent fewer than
-    /// [`EAGER_ROUNDS`] times (own first, then relays), one compound within
-    /// the packet budget, to `gossip_fanout` random peers. It counts as one
-    /// of their transmits (the gossip rounds send the rest), so the bytes
-    /// are those of the gossip rounds, only sent sooner. What did not fit,
-    /// and the second round, wait for the next window: a heavy write load
-    /// fills whole compounds at most once per window and network rather
-    /// than sending each event alone.
+    /// The eager push: for every network that has events sent fewer than
+    /// [`EAGER_ROUNDS`] times (own first, then relays), one compound to
+    /// `gossip_fanout` random peers, with those events first and then,
+    /// while the packet budget allows, any other event still due for a
+    /// transmit. Every event in it counts one of its transmits, so the
+    /// gossip rounds send the rest of the same budget: eager pushes send
+    /// the same events sooner, in compounds as full as the queues allow,
+    /// rather than extra copies. What did not fit, and the second round,
+    /// wait for the next window: a heavy write load fills whole compounds
+    /// at most once per window and network rather than sending each event
+    /// alone.
     pub(super) fn eager_push(&mut self, now: Instant) {
         let me = self.cfg.node_name.clone();
         let nets: Vec<String> = self.local.keys().cloned().collect();
@@ -93,43 +112,59 @@ impl Tables {
             if others.is_empty() {
                 continue;
             }
-            let members = self.peers.network_nodes.get(&nid).map_or(1, |s| s.len());
-            let transmits = retransmit_limit(self.cfg.retransmit_mult, members);
+            let transmits = self.table_transmits(&nid);
             let budget = self.cfg.packet_budget - COMPOUND_HEADER_OVERHEAD;
             let Some(n) = self.local.get_mut(&nid) else {
                 continue;
             };
-            let mut msgs = n.broadcasts.take_sent_fewer_than(
-                EAGER_ROUNDS,
-                COMPOUND_PART_OVERHEAD,
-                budget,
-                transmits,
-            );
-            let used: usize = msgs.iter().map(|m| m.len() + COMPOUND_PART_OVERHEAD).sum();
-            if used < budget {
-                msgs.extend(n.relays.take_sent_fewer_than(
-                    EAGER_ROUNDS,
-                    COMPOUND_PART_OVERHEAD,
-                    budget - used,
-                    transmits,
-                ));
-            }
+            let mut msgs = Vec::new();
+            fill_sent_fewer_than(&mut msgs, &mut n.broadcasts, budget, transmits);
+            fill_sent_fewer_than(&mut msgs, &mut n.relays, budget, transmits);
             more |= n.broadcasts.has_sent_fewer_than(EAGER_ROUNDS)
                 || n.relays.has_sent_fewer_than(EAGER_ROUNDS);
             if msgs.is_empty() {
                 continue;
             }
+            fill(&mut msgs, &mut n.broadcasts, budget, transmits);
+            fill(&mut msgs, &mut n.relays, budget, transmits);
             n.messages_sent += msgs.len() as u64;
             self.stats.eager_pushes += 1;
-            let compound = codec::encode_compound(&msgs);
-            debug_assert!(compound.len() <= self.cfg.packet_budget);
-            let targets = self.random_nodes(self.cfg.gossip_fanout, others);
-            for to in targets {
-                self.send(&to, compound.clone(), false);
-            }
+            self.send_compound(&msgs, others);
         }
         if more {
             self.arm_eager(now);
         }
+    }
+}
+
+/// Bytes `msgs` take in a compound.
+fn used(msgs: &[Vec<u8>]) -> usize {
+    msgs.iter().map(|m| m.len() + COMPOUND_PART_OVERHEAD).sum()
+}
+
+/// Adds to `msgs` what of `queue` fits in the rest of `budget`, each taken
+/// message counting one transmit of `transmits`.
+fn fill(msgs: &mut Vec<Vec<u8>>, queue: &mut BroadcastQueue, budget: usize, transmits: usize) {
+    let used = used(msgs);
+    if used < budget {
+        msgs.extend(queue.take(COMPOUND_PART_OVERHEAD, budget - used, transmits));
+    }
+}
+
+/// As [`fill`], of the messages sent fewer than [`EAGER_ROUNDS`] times.
+fn fill_sent_fewer_than(
+    msgs: &mut Vec<Vec<u8>>,
+    queue: &mut BroadcastQueue,
+    budget: usize,
+    transmits: usize,
+) {
+    let used = used(msgs);
+    if used < budget {
+        msgs.extend(queue.take_sent_fewer_than(
+            EAGER_ROUNDS,
+            COMPOUND_PART_OVERHEAD,
+            budget - used,
+            transmits,
+        ));
     }
 }
