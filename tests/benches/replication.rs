@@ -10,13 +10,18 @@
 //! with `CreateEntry` over stdio, seen by each node's `Watch` channel
 //! (stamped in that process, `ts_ns`). Wall clocks of one machine.
 //!
-//! Bytes per update: payload bytes all nodes sent (UDP + TCP, the `stats`
-//! counters) while writing and until the last delivery, minus what the
-//! cluster sends when idle over as long (measured just before), divided by
-//! the writes.
+//! Bytes per update: payload bytes all nodes sent (the `stats` counters)
+//! from the first write until `--settle-s` after the last delivery (so
+//! that retransmissions still queued at the last delivery count too),
+//! minus what the cluster sends when idle over as long (measured just
+//! before, over `--idle-s`), divided by the writes; once for UDP (the
+//! gossip itself) and once for UDP + TCP (with the periodic bulk syncs,
+//! which grow with the table). Idle bytes per node and second are printed
+//! too.
 //!
 //! Run: `cargo bench -p gossamer-tests --bench replication -- --nodes 16`
-//! (also `--writes 100 --interval-ms 50 --kinds rust,go --timeout-s 60`).
+//! (also `--writes 100 --interval-ms 50 --kinds rust,go --timeout-s 60
+//! --settle-s 15 --idle-s 30`).
 //! The sidecar is built in the bench (release) profile. Prints a Markdown
 //! table.
 
@@ -62,6 +67,8 @@ struct Params {
     writes: usize,
     interval: Duration,
     timeout: Duration,
+    settle: Duration,
+    idle: Duration,
 }
 
 /// What one run measured.
@@ -70,27 +77,41 @@ struct Outcome {
     latencies_ms: Vec<f64>,
     /// (write, node) deliveries missing at the deadline.
     missing: usize,
-    bytes_per_update: f64,
+    /// UDP, and UDP + TCP.
+    bytes_per_update: Sent<f64>,
+    /// Idle bytes per second of the whole cluster.
+    idle: Sent<f64>,
     formation: Duration,
 }
 
-fn total_sent(peers: &[Peer]) -> u64 {
-    peers
-        .iter()
-        .map(|p| {
-            let s = p.stats().expect("stats");
-            s.udp_sent + s.tcp_sent
-        })
-        .sum()
+/// Bytes sent: UDP, and UDP + TCP.
+#[derive(Clone, Copy, Debug)]
+struct Sent<T> {
+    udp: T,
+    all: T,
+}
+
+fn total_sent(peers: &[Peer]) -> Sent<u64> {
+    let mut t = Sent { udp: 0, all: 0 };
+    for p in peers {
+        let s = p.stats().expect("stats");
+        t.udp += s.udp_sent;
+        t.all += s.udp_sent + s.tcp_sent;
+    }
+    t
 }
 
 /// Idle bytes/s of the whole cluster over `d`.
-fn idle_rate(peers: &[Peer], d: Duration) -> f64 {
+fn idle_rate(peers: &[Peer], d: Duration) -> Sent<f64> {
     let t0 = Instant::now();
     let b0 = total_sent(peers);
     std::thread::sleep(d);
     let b1 = total_sent(peers);
-    (b1 - b0) as f64 / t0.elapsed().as_secs_f64()
+    let s = t0.elapsed().as_secs_f64();
+    Sent {
+        udp: (b1.udp - b0.udp) as f64 / s,
+        all: (b1.all - b0.all) as f64 / s,
+    }
 }
 
 fn start(kind: Kind, n: usize, api_ports: &[u16]) -> Cluster {
@@ -172,10 +193,7 @@ fn run_rust(p: &Params, rt: &tokio::runtime::Runtime) -> Outcome {
                 }
             });
         }
-        let idle = idle_rate(
-            &c.peers,
-            p.interval * p.writes as u32 + Duration::from_secs(5),
-        );
+        let idle = idle_rate(&c.peers, p.idle);
 
         let b0 = total_sent(&c.peers);
         let w0 = Instant::now();
@@ -200,14 +218,15 @@ fn run_rust(p: &Params, rt: &tokio::runtime::Runtime) -> Outcome {
         while seen.lock().unwrap().len() < want && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        tokio::time::sleep(p.settle).await;
         let window = w0.elapsed().as_secs_f64();
-        let bytes = total_sent(&c.peers) - b0;
+        let bytes = total_sent(&c.peers);
         let seen = seen.lock().unwrap().clone();
         outcome(
             p,
             &written,
             |node, i| seen.get(&(node, key(i))).copied(),
-            bytes,
+            (b0, bytes),
             idle,
             window,
             formation,
@@ -235,10 +254,7 @@ fn run_go(p: &Params) -> Outcome {
         }
     }
     let formation = t0.elapsed();
-    let idle = idle_rate(
-        &c.peers,
-        p.interval * p.writes as u32 + Duration::from_secs(5),
-    );
+    let idle = idle_rate(&c.peers, p.idle);
 
     let b0 = total_sent(&c.peers);
     let w0 = Instant::now();
@@ -269,13 +285,14 @@ fn run_go(p: &Params) -> Outcome {
         std::thread::sleep(Duration::from_millis(100));
         seen = collect();
     }
+    std::thread::sleep(p.settle);
     let window = w0.elapsed().as_secs_f64();
-    let bytes = total_sent(&c.peers) - b0;
+    let bytes = total_sent(&c.peers);
     outcome(
         p,
         &written,
         |node, i| seen.get(&(node, key(i))).copied(),
-        bytes,
+        (b0, bytes),
         idle,
         window,
         formation,
@@ -286,8 +303,8 @@ fn outcome(
     p: &Params,
     written: &[u64],
     seen_at: impl Fn(usize, usize) -> Option<u64>,
-    bytes: u64,
-    idle_rate: f64,
+    (before, after): (Sent<u64>, Sent<u64>),
+    idle: Sent<f64>,
     window_s: f64,
     formation: Duration,
 ) -> Outcome {
@@ -309,11 +326,16 @@ fn outcome(
         }
     }
     latencies_ms.sort_by(f64::total_cmp);
-    let net = (bytes as f64 - idle_rate * window_s).max(0.0);
+    let per_update =
+        |sent: u64, idle: f64| (sent as f64 - idle * window_s).max(0.0) / written.len() as f64;
     Outcome {
         latencies_ms,
         missing,
-        bytes_per_update: net / written.len() as f64,
+        bytes_per_update: Sent {
+            udp: per_update(after.udp - before.udp, idle.udp),
+            all: per_update(after.all - before.all, idle.all),
+        },
+        idle,
         formation,
     }
 }
@@ -332,6 +354,8 @@ fn main() {
         writes: num("--writes", 100) as usize,
         interval: Duration::from_millis(num("--interval-ms", 50)),
         timeout: Duration::from_secs(num("--timeout-s", 60)),
+        settle: Duration::from_secs(num("--settle-s", 15)),
+        idle: Duration::from_secs(num("--idle-s", 30)),
     };
     assert!(p.nodes >= 2, "--nodes must be at least 2");
     let kinds = arg("--kinds", "rust,go");
@@ -341,9 +365,9 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "| implementation | N | writes | delivered | p50 to all (ms) | p99 to all (ms) | max (ms) | bytes on the wire per update | formation (s) |"
+        "| implementation | N | writes | delivered | p50 to all (ms) | p99 to all (ms) | max (ms) | bytes per update, UDP | bytes per update, UDP + TCP | idle bytes per node and s | formation (s) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for kind in kinds.split(',') {
         let (name, o) = match kind {
             "rust" => ("Gossamer sidecar", run_rust(&p, &rt)),
@@ -352,7 +376,7 @@ fn main() {
         };
         let total = p.writes * (p.nodes - 1);
         println!(
-            "| {name} | {} | {} | {}/{} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            "| {name} | {} | {} | {}/{} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
             p.nodes,
             p.writes,
             total - o.missing,
@@ -360,7 +384,9 @@ fn main() {
             pct(&o.latencies_ms, 0.50),
             pct(&o.latencies_ms, 0.99),
             o.latencies_ms.last().copied().unwrap_or(f64::NAN),
-            o.bytes_per_update,
+            o.bytes_per_update.udp,
+            o.bytes_per_update.all,
+            o.idle.all / p.nodes as f64,
             o.formation.as_secs_f64(),
         );
     }
