@@ -24,6 +24,11 @@ use crate::metrics::ErrorLabels;
 /// The data key of a generated Secret.
 const GENERATED_DATA_KEY: &str = "key";
 
+/// The annotation on a GossipKey that records the fingerprint of the bytes
+/// the operator generated for it, so that a lost Secret is noticed (and
+/// not silently replaced by different bytes) and a restored copy accepted.
+pub const GENERATED_FINGERPRINT_ANNOTATION: &str = "gossamer.dev/generated-fingerprint";
+
 /// The name of the Secret the operator generates for a key without
 /// `spec.secretRef`.
 pub fn generated_secret_name(key_name: &str) -> String {
@@ -407,7 +412,11 @@ fn bytes_of(s: &Secret, ns: &str, name: &str, key: &str) -> Result<KeyMaterial, 
 
 /// Reads the Secret the operator generated for this key, creating it (32
 /// random bytes, owned by the key, so the garbage collector removes it with
-/// the key) when it does not exist.
+/// the key) when it does not exist and never existed: once bytes were
+/// generated, their fingerprint is on the key
+/// ([`GENERATED_FINGERPRINT_ANNOTATION`]), a lost Secret is a problem to
+/// fix rather than a reason for new bytes, and a restored copy of the same
+/// bytes is used even if it no longer names the key as its owner.
 async fn generated(
     ctx: &Context,
     key: &GossipKey,
@@ -419,19 +428,35 @@ async fn generated(
     let uid = key
         .uid()
         .ok_or_else(|| Error::MissingField(key.name_any(), "uid"))?;
+    let recorded = key
+        .annotations()
+        .get(GENERATED_FINGERPRINT_ANNOTATION)
+        .cloned();
     let existing = secrets
         .get_opt(&sname)
         .await
         .map_err(Error::kube(format!("reading Secret {ns}/{sname}")))?;
+    let fingerprint_of = |s: &Secret| {
+        bytes_of(s, ns, &sname, GENERATED_DATA_KEY)
+            .ok()
+            .map(|m| m.fingerprint().to_string())
+    };
     let secret = match existing {
         Some(s) => {
             let owned = s.owner_references().iter().any(|o| o.uid == uid);
-            if !owned {
+            let restored = recorded.is_some() && fingerprint_of(&s) == recorded;
+            if !owned && !restored {
                 let p = Problem::GeneratedSecretTaken {
                     namespace: ns.into(),
                     name: sname.clone(),
                 };
                 return Ok((Err(p), Some(sname)));
+            }
+            if recorded.is_none() {
+                // Generated before the fingerprint was recorded.
+                if let Some(fp) = fingerprint_of(&s) {
+                    record_generated(ctx, key, ns, &fp).await?;
+                }
             }
             s
         }
@@ -440,6 +465,14 @@ async fn generated(
                 namespace: ns.into(),
                 name: sname.clone(),
                 key: GENERATED_DATA_KEY.into(),
+            };
+            return Ok((Err(p), Some(sname)));
+        }
+        None if recorded.is_some() => {
+            let p = Problem::GeneratedSecretLost {
+                namespace: ns.into(),
+                name: sname.clone(),
+                fingerprint: recorded.unwrap_or_default(),
             };
             return Ok((Err(p), Some(sname)));
         }
@@ -478,9 +511,8 @@ async fn generated(
                 .map_err(Error::kube(format!(
                     "creating Secret {ns}/{sname} for a generated key"
                 )))?;
-            let fp = bytes_of(&created, ns, &sname, GENERATED_DATA_KEY)
-                .map(|m| m.fingerprint().to_string())
-                .unwrap_or_default();
+            let fp = fingerprint_of(&created).unwrap_or_default();
+            record_generated(ctx, key, ns, &fp).await?;
             ctx.event(
                 &key.object_ref(&()),
                 false,
@@ -496,4 +528,23 @@ async fn generated(
         bytes_of(&secret, ns, &sname, GENERATED_DATA_KEY),
         Some(sname),
     ))
+}
+
+/// Records on the key the fingerprint of the bytes generated for it.
+async fn record_generated(ctx: &Context, key: &GossipKey, ns: &str, fp: &str) -> Result<()> {
+    let api: Api<GossipKey> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {GENERATED_FINGERPRINT_ANNOTATION: fp}}
+    });
+    api.patch(
+        &key.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "recording the generated key's fingerprint on GossipKey {ns}/{}",
+        key.name_any()
+    )))?;
+    Ok(())
 }
