@@ -342,16 +342,24 @@ async fn set_finalizers(
     let patch = serde_json::json!({
         "metadata": {"finalizers": finalizers, "resourceVersion": key.resource_version()}
     });
+    let what = format!("setting the finalizers of GossipKey {}", key.name_any());
+    merge_patch(api, key, &patch, what).await
+}
+
+/// Applies a JSON merge patch to `key`; `what` names it in the error.
+async fn merge_patch(
+    api: &Api<GossipKey>,
+    key: &GossipKey,
+    patch: &serde_json::Value,
+    what: String,
+) -> Result<()> {
     api.patch(
         &key.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(&patch),
+        &Patch::Merge(patch),
     )
     .await
-    .map_err(Error::kube(format!(
-        "setting the finalizers of GossipKey {}",
-        key.name_any()
-    )))?;
+    .map_err(Error::kube(what))?;
     Ok(())
 }
 
@@ -536,15 +544,9 @@ async fn record_generated(ctx: &Context, key: &GossipKey, ns: &str, fp: &str) ->
     let patch = serde_json::json!({
         "metadata": {"annotations": {GENERATED_FINGERPRINT_ANNOTATION: fp}}
     });
-    api.patch(
-        &key.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(Error::kube(format!(
+    let what = format!(
         "recording the generated key's fingerprint on GossipKey {ns}/{}",
         key.name_any()
-    )))?;
-    Ok(())
+    );
+    merge_patch(&api, key, &patch, what).await
 }

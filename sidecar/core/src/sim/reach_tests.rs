@@ -14,8 +14,9 @@ use super::*;
 const NET: &str = "net0";
 const TABLE: &str = "t";
 
-/// Reach times of every write, sorted.
-fn reach(nodes: usize, seed: u64, exact: bool) -> Vec<Duration> {
+/// `nodes` nodes in one network, 10 s after they joined it; `exact`:
+/// libnetwork's schedule (no eager pushes).
+fn joined(nodes: usize, seed: u64, exact: bool) -> Sim<Node> {
     let mut sim =
         Sim::<Node>::configured(SimConfig::lan(nodes, seed), Instant::now(), move |_, c| {
             if exact {
@@ -29,6 +30,12 @@ fn reach(nodes: usize, seed: u64, exact: bool) -> Vec<Duration> {
             .unwrap();
     }
     sim.run_for(Duration::from_secs(10));
+    sim
+}
+
+/// Reach times of every write, sorted.
+fn reach(nodes: usize, seed: u64, exact: bool) -> Vec<Duration> {
+    let mut sim = joined(nodes, seed, exact);
     sim.take_watch_events();
     let mut written = Vec::new();
     for w in 0..100 {
@@ -106,19 +113,7 @@ fn eager_pushes_bring_table_writes_to_64_nodes_sooner() {
 /// last write so that every queue has drained (libnetwork's schedule is
 /// still sending at the last delivery).
 fn bytes_per_write(nodes: usize, seed: u64, exact: bool) -> f64 {
-    let mut sim =
-        Sim::<Node>::configured(SimConfig::lan(nodes, seed), Instant::now(), move |_, c| {
-            if exact {
-                c.membership.memberlist_exact = true;
-                c.tables.eager_push = None;
-            }
-        })
-        .unwrap();
-    for i in 0..nodes {
-        sim.with_tables(i, |t, now| t.join_network(NET, now))
-            .unwrap();
-    }
-    sim.run_for(Duration::from_secs(10));
+    let mut sim = joined(nodes, seed, exact);
     let idle = sim.traffic().udp_bytes;
     sim.run_for(Duration::from_secs(30));
     let before = sim.traffic().udp_bytes;
