@@ -50,8 +50,7 @@ fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 fn apply(yaml: &str) {
-    let out = cp().kubectl_apply_stdin(yaml).expect("kubectl runs");
-    assert!(out.success(), "kubectl apply failed:\n{yaml}\n{out:?}");
+    cp().apply(yaml);
 }
 
 fn kubectl(args: &[&str]) -> String {
@@ -61,22 +60,7 @@ fn kubectl(args: &[&str]) -> String {
 }
 
 fn jsonpath(ns: &str, kind: &str, name: &str, path: &str) -> String {
-    let out = cp()
-        .kubectl(&[
-            "get",
-            kind,
-            name,
-            "-n",
-            ns,
-            "-o",
-            &format!("jsonpath={path}"),
-        ])
-        .expect("kubectl runs");
-    if out.success() {
-        out.stdout.trim().to_string()
-    } else {
-        String::new()
-    }
+    cp().jsonpath(ns, kind, name, path)
 }
 
 fn wait_field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {

@@ -72,25 +72,11 @@ fn kubectl(args: &[&str]) -> gossamer_tests::KubectlOutput {
 }
 
 fn apply(yaml: &str) {
-    let out = cp().kubectl_apply_stdin(yaml).expect("kubectl runs");
-    assert!(out.success(), "kubectl apply failed:\n{yaml}\n{out:?}");
+    cp().apply(yaml);
 }
 
 fn jsonpath(ns: &str, kind: &str, name: &str, path: &str) -> String {
-    let out = kubectl(&[
-        "get",
-        kind,
-        name,
-        "-n",
-        ns,
-        "-o",
-        &format!("jsonpath={path}"),
-    ]);
-    if out.success() {
-        out.stdout.trim().to_string()
-    } else {
-        String::new()
-    }
+    cp().jsonpath(ns, kind, name, path)
 }
 
 fn wait_field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {

@@ -44,26 +44,12 @@ fn kubectl(args: &[&str]) -> gossamer_tests::KubectlOutput {
 }
 
 fn apply(yaml: &str) {
-    let out = cp().kubectl_apply_stdin(yaml).expect("kubectl runs");
-    assert!(out.success(), "kubectl apply failed:\n{yaml}\n{out:?}");
+    cp().apply(yaml);
 }
 
 /// `kubectl get KIND NAME -n NS -o jsonpath=PATH`, "" when missing.
 fn jsonpath(ns: &str, kind: &str, name: &str, path: &str) -> String {
-    let out = kubectl(&[
-        "get",
-        kind,
-        name,
-        "-n",
-        ns,
-        "-o",
-        &format!("jsonpath={path}"),
-    ]);
-    if out.success() {
-        out.stdout.trim().to_string()
-    } else {
-        String::new()
-    }
+    cp().jsonpath(ns, kind, name, path)
 }
 
 /// Polls `f` until it returns `Ok` or `WAIT` passes; panics with `what`

@@ -236,6 +236,33 @@ impl ControlPlane {
         )
     }
 
+    /// `kubectl apply -f -` of `yaml` as the admin, which must succeed.
+    ///
+    /// # Panics
+    /// If kubectl cannot be run or the server refuses the manifest (a
+    /// test's own manifests are meant to be accepted).
+    pub fn apply(&self, yaml: &str) {
+        let out = self.kubectl_apply_stdin(yaml).expect("kubectl runs");
+        assert!(out.success(), "kubectl apply failed:\n{yaml}\n{out:?}");
+    }
+
+    /// `kubectl get KIND NAME -n NS -o jsonpath=PATH` as the admin,
+    /// trimmed; "" when the object (or the field) is missing.
+    ///
+    /// # Panics
+    /// If kubectl cannot be run.
+    pub fn jsonpath(&self, ns: &str, kind: &str, name: &str, path: &str) -> String {
+        let jp = format!("jsonpath={path}");
+        let out = self
+            .kubectl(&["get", kind, name, "-n", ns, "-o", &jp])
+            .expect("kubectl runs");
+        if out.success() {
+            out.stdout.trim().to_string()
+        } else {
+            String::new()
+        }
+    }
+
     /// A kube client for the admin. Call it from inside a Tokio runtime:
     /// the client's connection task is spawned on it.
     ///
