@@ -21,7 +21,8 @@
 //!
 //! Run: `cargo bench -p gossamer-tests --bench replication -- --nodes 16`
 //! (also `--writes 100 --interval-ms 50 --kinds rust,go --timeout-s 60
-//! --settle-s 15 --idle-s 30`).
+//! --settle-s 15 --idle-s 30`; `--sentinel-ttl-ms 0` runs the sidecars
+//! without the cluster sentinel).
 //! The sidecar is built in the bench (release) profile. Prints a Markdown
 //! table.
 
@@ -115,10 +116,18 @@ fn idle_rate(peers: &[Peer], d: Duration) -> Sent<f64> {
 }
 
 fn start(kind: Kind, n: usize, api_ports: &[u16]) -> Cluster {
+    let sentinel = arg("--sentinel-ttl-ms", "");
     Cluster::start_with(&vec![kind; n], |i| {
         let f = Flags::new().network(NET);
         match kind {
-            Kind::Rust => f.arg("--api-listen", format!("127.0.0.1:{}", api_ports[i])),
+            Kind::Rust => {
+                let f = f.arg("--api-listen", format!("127.0.0.1:{}", api_ports[i]));
+                if sentinel.is_empty() {
+                    f
+                } else {
+                    f.arg("--sentinel-ttl-ms", &sentinel)
+                }
+            }
             _ => f,
         }
     })
