@@ -104,12 +104,18 @@ fn the_standby_takes_over_and_versions_only_grow() {
         let (stop, seen, ns) = (stop.clone(), seen.clone(), ns.clone());
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(300);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            loop {
+                // One more look after the stop, so the version stored just
+                // before it is seen too.
+                let stopping = stop.load(Ordering::Relaxed);
                 if let Some(s) = stamp(&ns) {
                     let mut seen = seen.lock().unwrap();
                     if seen.last() != Some(&s) {
                         seen.push(s);
                     }
+                }
+                if stopping || Instant::now() >= deadline {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
