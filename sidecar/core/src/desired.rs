@@ -58,8 +58,9 @@ pub struct Observed {
     pub networks: BTreeSet<String>,
     /// The bootstrap peers in use.
     pub peers: Vec<String>,
-    /// Names of the members this node knows of, other than itself, in any
-    /// state (a departed member not among them needs no reaping).
+    /// Names of the members this node knows of, other than itself, that
+    /// have not left, and of failed members whose entries it still keeps
+    /// (a departed member not among them needs no reaping).
     pub members: BTreeSet<String>,
     /// Whether no other member is alive: the node has not joined yet or has
     /// lost everyone, so it should rejoin through the peers.

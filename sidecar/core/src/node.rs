@@ -329,10 +329,19 @@ impl Node {
 
     /// Reaps a member the control plane says departed (its Pod was
     /// deleted): membership marks it left and the tables drop its entries
-    /// at once. See [`Membership::declare_departed`]; returns whether
-    /// anything changed.
+    /// at once. See [`Membership::declare_departed`]. A dead member that
+    /// membership has already forgotten (after its gossip-to-the-dead
+    /// time) may still have hidden entries in the tables: those are
+    /// dropped too. Returns whether anything changed.
     pub fn reap_departed(&mut self, name: &str, now: Instant) -> bool {
-        self.with_membership(now, |m, now| m.declare_departed(name, now))
+        if self.with_membership(now, |m, now| m.declare_departed(name, now)) {
+            return true;
+        }
+        let hidden = self.tables().failed_members().iter().any(|n| n == name);
+        if hidden {
+            self.with_tables(now, |t, now| t.member_left(name, now));
+        }
+        hidden
     }
 
     /// Replaces the push/pull state with fixed bytes (`None`: the tables'

@@ -105,3 +105,29 @@ fn a_member_that_only_failed_is_hidden_not_reaped() {
         assert_eq!(hidden, 1, "node {i}");
     }
 }
+
+#[test]
+fn a_departed_member_membership_already_forgot_is_still_reaped_from_the_tables() {
+    let mut sim = cluster(3);
+    write(&mut sim, 2, "from-n2");
+    sim.run_for(Duration::from_secs(3));
+    sim.crash(2);
+    // Declared dead, then forgotten by membership after its
+    // gossip-to-the-dead time (30 s on LAN); the tables keep the entry
+    // hidden for NetworkDB's 24 h.
+    sim.run_for(Duration::from_secs(90));
+    let gone = name_of(2);
+    for i in 0..2 {
+        assert!(sim.node(i).member(&gone).is_none(), "node {i}");
+        assert_eq!(sim.core(i).tables().failed_members(), [gone.clone()]);
+        assert_eq!(sim.core(i).tables().stats().networks[NET].hidden, 1);
+    }
+    // The snapshot that names it departed arrives late: it is reaped all
+    // the same, once.
+    for i in 0..2 {
+        assert!(sim.command(i, |node, now| node.reap_departed(&gone, now)));
+        assert_eq!(sim.core(i).tables().stats().networks[NET].hidden, 0);
+        assert!(sim.core(i).tables().failed_members().is_empty());
+        assert!(!sim.command(i, |node, now| node.reap_departed(&gone, now)));
+    }
+}

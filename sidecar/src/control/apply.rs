@@ -35,6 +35,15 @@ pub async fn observe(
         let keys = m.keyring_fingerprints();
         let me = m.name().to_string();
         let members = m.members();
+        // Who a departed name could still be: members not yet left, and
+        // failed ones whose entries the tables keep after membership
+        // forgot them.
+        let mut known: std::collections::BTreeSet<String> = members
+            .iter()
+            .filter(|x| x.name != me && x.status != NodeStatus::Left)
+            .map(|x| x.name.clone())
+            .collect();
+        known.extend(n.tables().failed_members());
         Observed {
             name: me.clone(),
             primary: keys.first().copied(),
@@ -44,11 +53,7 @@ pub async fn observe(
             alone: !members
                 .iter()
                 .any(|x| x.name != me && x.status == NodeStatus::Alive),
-            members: members
-                .into_iter()
-                .filter(|x| x.name != me)
-                .map(|x| x.name)
-                .collect(),
+            members: known,
         }
     })
     .await

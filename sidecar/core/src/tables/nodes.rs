@@ -49,6 +49,18 @@ impl Tables {
         }
     }
 
+    /// Members declared failed whose entries this node still keeps hidden
+    /// (until they return, or NetworkDB's node reap), by name. Membership
+    /// forgets a dead member much sooner, after its gossip-to-the-dead time.
+    pub fn failed_members(&self) -> Vec<String> {
+        self.peers
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.state == NodeState::Failed)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The answer to [`super::Output::Reconnect`]: on success, announce
     /// ourselves again (libnetwork's `reconnectNode`); the bulk sync follows
     /// when memberlist reports the member alive ([`Tables::member_joined`]).
