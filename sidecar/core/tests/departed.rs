@@ -119,7 +119,10 @@ fn a_departed_member_membership_already_forgot_is_still_reaped_from_the_tables()
     let gone = name_of(2);
     for i in 0..2 {
         assert!(sim.node(i).member(&gone).is_none(), "node {i}");
-        assert_eq!(sim.core(i).tables().failed_members(), std::slice::from_ref(&gone));
+        assert_eq!(
+            sim.core(i).tables().failed_members(),
+            std::slice::from_ref(&gone)
+        );
         assert_eq!(sim.core(i).tables().stats().networks[NET].hidden, 1);
     }
     // The snapshot that names it departed arrives late: it is reaped all
