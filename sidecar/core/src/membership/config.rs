@@ -101,11 +101,12 @@ pub struct Config {
     /// `GossipVerifyOutgoing`). Off: keys only decrypt.
     pub gossip_verify_outgoing: bool,
     /// Run exactly as memberlist v0.7.0 does: no catch-up push/pulls after
-    /// membership changes, and broadcasts spent on recently dead gossip
-    /// targets as on live ones. Off (Gossamer's default), a node that saw
+    /// membership changes, broadcasts spent on recently dead gossip
+    /// targets as on live ones, and longer broadcasts sent before shorter
+    /// ones sent as often. Off (Gossamer's default), a node that saw
     /// members join or leave exchanges state with a random member soon
-    /// after (see `membership::catchup`), and gossip to the dead does not
-    /// use up the transmit budget. Both use only memberlist's own messages,
+    /// after (see `membership::catchup`), gossip to the dead does not
+    /// use up the transmit budget, and the newest broadcast goes first. Both use only memberlist's own messages,
     /// so mixed clusters work either way.
     pub memberlist_exact: bool,
 }

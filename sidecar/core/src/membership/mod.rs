@@ -108,6 +108,8 @@ enum StreamPurpose {
     PushPull {
         join: Option<JoinId>,
         to: SocketAddr,
+        /// Started by the catch-up timer.
+        catch_up: bool,
     },
     TcpPing {
         seq: u32,
@@ -226,7 +228,7 @@ impl<D: Delegate> Membership<D> {
             incarnation: 0,
             seq_no: 0,
             suspicions: HashMap::new(),
-            broadcasts: BroadcastQueue::default(),
+            broadcasts: BroadcastQueue::for_membership(&cfg),
             user_broadcasts: BroadcastQueue::default(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
@@ -388,10 +390,15 @@ impl<D: Delegate> Membership<D> {
             return;
         };
         match purpose {
-            StreamPurpose::PushPull { join, to } => {
+            StreamPurpose::PushPull { join, to, catch_up } => {
                 let outcome = match result {
                     Ok(Some(StreamMessage::PushPull(pp))) => {
+                        let behind = pp.nodes.len() < self.order.len();
+                        let news = self.catch_up.news;
                         self.merge_remote(pp, now);
+                        if catch_up {
+                            self.catch_up_answered(behind && news == self.catch_up.news, now);
+                        }
                         Ok(())
                     }
                     Ok(Some(StreamMessage::Err(e))) => Err(format!("remote error: {}", e.error)),
@@ -951,9 +958,20 @@ impl<D: Delegate> Membership<D> {
     }
 
     fn push_pull(&mut self, to: SocketAddr, join: Option<JoinId>, now: Instant) {
+        self.start_push_pull(to, join, false, now);
+    }
+
+    fn start_push_pull(
+        &mut self,
+        to: SocketAddr,
+        join: Option<JoinId>,
+        catch_up: bool,
+        now: Instant,
+    ) {
         let msg = self.local_push_pull(join.is_some());
         let data = self.seal_stream(&msg, true);
-        self.open_stream(to, data, true, now, StreamPurpose::PushPull { join, to });
+        let purpose = StreamPurpose::PushPull { join, to, catch_up };
+        self.open_stream(to, data, true, now, purpose);
     }
 
     fn local_push_pull(&mut self, join: bool) -> StreamMessage {

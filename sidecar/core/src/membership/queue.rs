@@ -29,9 +29,35 @@ pub struct BroadcastQueue {
     by_name: HashMap<String, Key>,
     next_id: BroadcastId,
     finished: Vec<BroadcastId>,
+    /// Size plays no part in the order (see [`BroadcastQueue::newest_first`]).
+    unsized_order: bool,
 }
 
 impl BroadcastQueue {
+    /// A queue that orders by transmits and then newest first, whatever
+    /// the size. memberlist sends longer messages first among those sent
+    /// equally often; in a join storm the queue holds hundreds of unsent
+    /// alive messages, and one about a node with a shorter name (`web-9`
+    /// beside `web-10` in a StatefulSet) waits behind every longer one,
+    /// at every hop, for seconds. Packing does not suffer: a message that
+    /// does not fit is skipped and smaller ones fill the space.
+    pub fn newest_first() -> Self {
+        BroadcastQueue {
+            unsized_order: true,
+            ..Self::default()
+        }
+    }
+
+    /// The membership queue for `cfg`: memberlist's order with
+    /// `memberlist_exact`, [`BroadcastQueue::newest_first`] otherwise.
+    pub(super) fn for_membership(cfg: &super::Config) -> Self {
+        if cfg.memberlist_exact {
+            Self::default()
+        } else {
+            Self::newest_first()
+        }
+    }
+
     /// Queues `msg`. A `name` replaces an earlier message with the same name
     /// (the older one counts as finished). With `notify`, the returned id is
     /// reported by [`BroadcastQueue::take_finished`] once the message has been
@@ -48,7 +74,8 @@ impl BroadcastQueue {
                 }
             }
         }
-        let key = (0, Reverse(msg.len()), Reverse(id));
+        let size = if self.unsized_order { 0 } else { msg.len() };
+        let key = (0, Reverse(size), Reverse(id));
         if let Some(name) = &name {
             self.by_name.insert(name.clone(), key);
         }
@@ -239,6 +266,23 @@ mod tests {
         q.push(None, vec![4; 100], false);
         let got = q.take(2, 30, 5);
         assert_eq!(got, vec![vec![3; 10], vec![2; 10]]);
+    }
+
+    #[test]
+    fn memberlist_order_sends_longer_first_newest_first_ignores_size() {
+        // An alive about `web-10`, then one about `web-9`: room for one.
+        let mut go = BroadcastQueue::default();
+        let mut ours = BroadcastQueue::newest_first();
+        for q in [&mut go, &mut ours] {
+            q.push(Some("web-10".into()), vec![1; 41], false);
+            q.push(Some("web-9".into()), vec![2; 40], false);
+        }
+        assert_eq!(go.take(2, 50, 5), vec![vec![1; 41]]);
+        assert_eq!(ours.take(2, 50, 5), vec![vec![2; 40]]);
+        // Fewest transmits still comes first, and packing still skips what
+        // does not fit.
+        ours.push(None, vec![3; 100], false);
+        assert_eq!(ours.take(2, 50, 5), vec![vec![1; 41]]);
     }
 
     #[test]

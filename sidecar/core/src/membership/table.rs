@@ -89,7 +89,7 @@ impl<D: Delegate> Membership<D> {
         self.nodes = NodeTable::from_snapshot(Arc::clone(&snapshot));
         self.order = Order::permuted(Arc::clone(&snapshot), &mut self.rng);
         // The construction's self-announcement: the snapshot decides below.
-        self.broadcasts = BroadcastQueue::default();
+        self.broadcasts = BroadcastQueue::for_membership(&self.cfg);
         let vsn = self.local_vsn();
         match snapshot.member(&self.cfg.name) {
             Some(m)

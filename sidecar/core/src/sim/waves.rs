@@ -307,6 +307,7 @@ pub fn sweep(
         runs: 0,
         slow: Vec::new(),
         worst: Some(Duration::ZERO),
+        times: Vec::new(),
     };
     for seed in seeds {
         let c = WaveConfig {
@@ -315,6 +316,7 @@ pub fn sweep(
         };
         let r = run_wave(&c, base, configure.clone())?;
         out.runs += 1;
+        out.times.push(r.converged_after);
         if r.converged_after.is_none_or(|d| d > within) {
             out.slow.push((seed, r.converged_after));
         }
@@ -336,6 +338,19 @@ pub struct Sweep {
     pub slow: Vec<(u64, Option<Duration>)>,
     /// Worst time; `None` when some seed never converged.
     pub worst: Option<Duration>,
+    /// Every seed's time, in seed order (`None`: never).
+    pub times: Vec<Option<Duration>>,
+}
+
+impl Sweep {
+    /// The `q`-quantile (0 to 1, nearest rank) of the seeds that
+    /// converged, or `None` when it falls among those that never did.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let mut done: Vec<Duration> = self.times.iter().flatten().copied().collect();
+        done.sort();
+        let rank = ((q * self.times.len() as f64).ceil() as usize).max(1);
+        done.get(rank - 1).copied()
+    }
 }
 
 impl std::fmt::Display for Sweep {
@@ -344,11 +359,18 @@ impl std::fmt::Display for Sweep {
             Some(w) => format!("{:.3} s", w.as_secs_f64()),
             None => "never (some seed)".into(),
         };
+        let q = |q: f64| match self.quantile(q) {
+            Some(d) => format!("{:.3} s", d.as_secs_f64()),
+            None => "never".into(),
+        };
         write!(
             f,
-            "{} seeds, {} over the bound, worst {worst}",
+            "{} seeds, {} over the bound, p50 {}, p90 {}, p99 {}, worst {worst}",
             self.runs,
-            self.slow.len()
+            self.slow.len(),
+            q(0.5),
+            q(0.9),
+            q(0.99),
         )?;
         if !self.slow.is_empty() {
             let list: Vec<String> = self
