@@ -1,6 +1,7 @@
 //! Convergence under churn, real processes on loopback: Gossamer sidecars
 //! (default settings, and with `--memberlist-exact true`) beside Go
-//! memberlist v0.7.0 peers, in the same run, same flags otherwise.
+//! memberlist v0.7.0 peers, and mixed clusters of both, in the same run,
+//! same flags otherwise.
 //!
 //! - join wave: N peers start alone, then join the first, all at once
 //!   (LAN) or 0.1 s apart (Local, as issue 14 measured); the figure is the
@@ -21,7 +22,7 @@
 //! implementation and case, the trial count and the whole distribution.
 //!
 //! Run: `cargo bench -p gossamer-tests --bench convergence -- --trials 5`
-//! (optionally `--cases local6,lan16,lan64,rolling16,leave16 --kinds go,rust,rust-exact`).
+//! (optionally `--cases local6,lan16,lan64,rolling16,leave16 --kinds go,rust,rust-exact,mixed`).
 //! Not a timed test: a benchmark.
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock
@@ -104,11 +105,13 @@ impl Case {
     }
 }
 
-/// Go, Rust with defaults, Rust with `--memberlist-exact true`.
+/// Go, Rust with defaults, Rust with `--memberlist-exact true`, or a
+/// mixed cluster (Go and Gossamer with defaults, alternately).
 #[derive(Clone, Copy, Debug)]
 struct Impl {
     kind: Kind,
     exact: bool,
+    mixed: bool,
 }
 
 impl Impl {
@@ -117,24 +120,42 @@ impl Impl {
             "go" => Impl {
                 kind: Kind::Go,
                 exact: false,
+                mixed: false,
             },
             "rust" => Impl {
                 kind: Kind::Rust,
                 exact: false,
+                mixed: false,
             },
             "rust-exact" => Impl {
                 kind: Kind::Rust,
                 exact: true,
+                mixed: false,
             },
-            other => panic!("unknown kind {other:?}: go, rust, rust-exact"),
+            "mixed" => Impl {
+                kind: Kind::Go,
+                exact: false,
+                mixed: true,
+            },
+            other => panic!("unknown kind {other:?}: go, rust, rust-exact, mixed"),
         }
     }
 
     fn name(self) -> &'static str {
-        match (self.kind, self.exact) {
-            (Kind::Go, _) => "Go memberlist",
-            (_, false) => "Gossamer",
-            (_, true) => "Gossamer, memberlist_exact",
+        match (self.kind, self.exact, self.mixed) {
+            (_, _, true) => "mixed: Go memberlist and Gossamer alternately",
+            (Kind::Go, _, _) => "Go memberlist",
+            (_, false, _) => "Gossamer",
+            (_, true, _) => "Gossamer, memberlist_exact",
+        }
+    }
+
+    /// The kind of the `i`th peer (peer 0 is the seed of a join wave).
+    fn kind_of(self, i: usize) -> Kind {
+        match (self.mixed, i % 2) {
+            (true, 0) => Kind::Go,
+            (true, _) => Kind::Rust,
+            (false, _) => self.kind,
         }
     }
 
@@ -172,7 +193,7 @@ impl Trial {
 /// was sent.
 fn join_wave(imp: Impl, flags: &Flags, n: usize, spaced: bool) -> (Vec<Peer>, Instant) {
     let peers: Vec<Peer> = (0..n)
-        .map(|i| Peer::spawn(imp.kind, &format!("n{i}"), flags.clone()).expect("peer starts"))
+        .map(|i| Peer::spawn(imp.kind_of(i), &format!("n{i}"), flags.clone()).expect("peer starts"))
         .collect();
     let seed = peers[0].addr().to_string();
     for p in &peers[1..] {
@@ -209,8 +230,8 @@ fn trial(imp: Impl, case: Case, cap: Duration) -> Trial {
             converged(&peers, n);
             let mut t0 = Instant::now();
             for r in 0..restarts {
-                let new =
-                    Peer::spawn(imp.kind, &format!("r{r}"), flags.clone()).expect("peer starts");
+                let new = Peer::spawn(imp.kind_of(r), &format!("r{r}"), flags.clone())
+                    .expect("peer starts");
                 // The new pod joins the one restarted last (at first the
                 // last one started) as the old one leaves.
                 let seed = peers[(r + n - 1) % n].addr().to_string();
