@@ -67,6 +67,8 @@ pub struct Infos {
     /// The latest wall-clock time seen in an input.
     last_ms: u64,
     cluster_size: usize,
+    /// Keys rewritten several times per TTL (see [`Infos::set_refreshed`]).
+    refreshed: BTreeSet<String>,
     events: VecDeque<InfoEvent>,
     stats: Stats,
 }
@@ -111,6 +113,7 @@ impl Infos {
             anchor: (now, unix_ms),
             last_ms: unix_ms,
             cluster_size: 1,
+            refreshed: BTreeSet::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -207,6 +210,16 @@ impl Infos {
         }
         self.accept(info.clone());
         Ok(info)
+    }
+
+    /// Marks `key` as rewritten by its writer several times per TTL (the
+    /// cluster sentinel, every third of it): a node that misses one
+    /// rewrite still holds the one before, which push/pull also carries,
+    /// so every node that accepts it piggybacks it memberlist's
+    /// `retransmit_mult * ceil(log10(n + 1))` times, without the
+    /// `min_transmits` floor that protects infos written once.
+    pub fn set_refreshed(&mut self, key: &str) {
+        self.refreshed.insert(key.to_string());
     }
 
     /// The live info under `key`.
@@ -463,10 +476,15 @@ impl Infos {
             self.expiry.remove(&(old.expires_ms(), key.clone()));
         }
         self.expiry.insert((info.expires_ms(), key.clone()));
-        self.queue.push(
+        let cap = self
+            .refreshed
+            .contains(&key)
+            .then(|| retransmit_limit(self.cfg.retransmit_mult, self.cluster_size));
+        self.queue.push_capped(
             Some(key.clone()),
             codec::encode_message(std::slice::from_ref(&info)),
             false,
+            cap,
         );
         self.queue.prune(self.store.len().max(256) * 2);
         self.events.push_back(InfoEvent {

@@ -258,6 +258,34 @@ fn broadcasts_are_transmit_limited_and_replaced_by_key() {
     assert_eq!(sent, 16);
 }
 
+#[test]
+fn a_refreshed_key_is_relayed_memberlists_count_without_the_floor() {
+    let t = Instant::now();
+    let mut a = infos("a", t);
+    a.set_cluster_size(64);
+    a.set_refreshed("sentinel");
+    a.put("sentinel", b"c".to_vec(), secs(60), t).unwrap();
+    a.put("other", b"1".to_vec(), secs(60), t).unwrap();
+    // Received from a peer: relayed the same way.
+    let mut b = infos("b", t);
+    b.set_cluster_size(64);
+    b.set_refreshed("sentinel");
+    push(&a, &mut b, t);
+    for node in [&mut a, &mut b] {
+        let (mut sentinel, mut other) = (0, 0);
+        for _ in 0..30 {
+            for m in node.get_broadcasts(2, 1400) {
+                match codec::decode(&m).unwrap()[0].key.as_str() {
+                    "sentinel" => sentinel += 1,
+                    _ => other += 1,
+                }
+            }
+        }
+        // 4 * ceil(log10(65)) = 8; the floor of 12 for the other.
+        assert_eq!((sentinel, other), (8, 12));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

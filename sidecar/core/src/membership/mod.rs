@@ -697,6 +697,12 @@ impl<D: Delegate> Membership<D> {
         self.timers.push(Reverse((at, self.timer_seq, timer)));
     }
 
+    /// A uniformly random duration below `upto` from this node's generator
+    /// (seeded, so a simulation repeats).
+    pub(crate) fn random_below(&mut self, upto: Duration) -> Duration {
+        self.stagger(upto)
+    }
+
     fn stagger(&mut self, interval: Duration) -> Duration {
         let nanos = interval.as_nanos().max(1) as u64;
         Duration::from_nanos(self.rng.random_range(0..nanos))

@@ -17,6 +17,8 @@ struct Item {
     msg: Vec<u8>,
     transmits: usize,
     notify: bool,
+    /// Sent at most this often, whatever the limit `take` is given.
+    cap: Option<usize>,
 }
 
 /// Ordering key: fewest transmits, then longest, then newest.
@@ -63,6 +65,18 @@ impl BroadcastQueue {
     /// reported by [`BroadcastQueue::take_finished`] once the message has been
     /// sent its limit or was replaced.
     pub fn push(&mut self, name: Option<String>, msg: Vec<u8>, notify: bool) -> BroadcastId {
+        self.push_capped(name, msg, notify, None)
+    }
+
+    /// As [`BroadcastQueue::push`], sent at most `cap` times (when lower
+    /// than the limit [`BroadcastQueue::take`] is given).
+    pub fn push_capped(
+        &mut self,
+        name: Option<String>,
+        msg: Vec<u8>,
+        notify: bool,
+        cap: Option<usize>,
+    ) -> BroadcastId {
         self.next_id += 1;
         let id = self.next_id;
         if let Some(name) = &name {
@@ -86,6 +100,7 @@ impl BroadcastQueue {
                 msg,
                 transmits: 0,
                 notify,
+                cap,
             },
         );
         id
@@ -152,7 +167,8 @@ impl BroadcastQueue {
             };
             out.push(item.msg.clone());
             item.transmits += 1;
-            if item.transmits >= transmit_limit.max(1) {
+            let limit = item.cap.map_or(transmit_limit, |c| c.min(transmit_limit));
+            if item.transmits >= limit.max(1) {
                 if let Some(name) = &item.name {
                     self.by_name.remove(name);
                 }
@@ -321,5 +337,17 @@ mod tests {
         q.push(None, vec![2], false);
         q.prune(1);
         assert_eq!(q.take(0, 100, 10), vec![vec![2]]);
+    }
+
+    #[test]
+    fn a_capped_message_leaves_after_its_cap_the_rest_after_the_limit() {
+        let mut q = BroadcastQueue::default();
+        q.push(None, vec![1], false);
+        q.push_capped(None, vec![2], false, Some(2));
+        q.push_capped(None, vec![3], false, Some(9));
+        let sent: Vec<usize> = (0..5).map(|_| q.take(0, 100, 4).len()).collect();
+        // Both for two rounds, then the uncapped one and the one capped
+        // above the limit until the limit.
+        assert_eq!(sent, [3, 3, 2, 2, 0]);
     }
 }

@@ -7,23 +7,37 @@
 //!
 //! # Who writes it
 //!
-//! - **The oldest live member.** Every node puts its start time into a
-//!   MIN group (`age_prefix`, limit [`AGE_LIMIT`]) with the sentinel's TTL,
-//!   refreshed every sixth of it; the writer is the first of that group
-//!   whose origin membership sees alive (or this node). The group keeps
-//!   the few oldest, so this costs a handful of infos however large the
-//!   cluster.
+//! - **Whoever holds it.** The writer is the origin of the sentinel every
+//!   node holds: it rewrites it every third of the TTL. There is no
+//!   election message and no per-node state in gossip, so an idle cluster
+//!   pays for one info every TTL / 3 and nothing else; each node relays a
+//!   rewrite memberlist's retransmit count of times (no higher floor, see
+//!   `Infos::set_refreshed`), since missing one leaves the one before.
+//! - **Taking over.** A node steps up when the sentinel is missing, its
+//!   origin is not alive in this node's view (suspect, dead or left), or it
+//!   has not been rewritten for one and a half refresh intervals (the
+//!   writer turned unhealthy or lost its quorum). It waits a random delay
+//!   below a quarter of the interval first, plus a quarter when it has been
+//!   up for less than one TTL (so a Pod of a rollout still under way is not
+//!   chosen over long-lived members), and looks again. Two writers that
+//!   step up together settle within one refresh: both see the later write
+//!   (a newer origin timestamp wins everywhere), and the one whose write
+//!   lost stops.
 //! - **Healthy.** Its Lifeguard health score is below
 //!   [`MAX_WRITER_HEALTH`].
 //! - **With a quorum.** It writes only while it sees a strict majority of
 //!   the members it knows alive (not suspect; members that left
 //!   gracefully or were declared departed are forgotten, failed ones are
-//!   not). Without this, a node cut off alone would soon be the oldest
-//!   live member it sees and keep its own copy fresh, and never notice.
-//!   The price: a cluster that loses half its members for good without
-//!   them leaving or being declared departed (the operator does that in
-//!   Kubernetes) has nobody to write it, and reports partitioned until
-//!   they return.
+//!   not). Without this, a node cut off alone would soon take the sentinel
+//!   over and keep its own copy fresh, and never notice. The price: a
+//!   cluster that loses half its members for good without them leaving or
+//!   being declared departed (the operator does that in Kubernetes) has
+//!   nobody to write it, and reports partitioned until they return.
+//!
+//! Timing, with the default TTL of 60 s: a writer that fails wrote at most
+//! 20 s before; failure detection (a few probe intervals), the next check
+//! (every 5 s), the step-up delay (at most 10 s) and gossip (about a
+//! second at 1,000 members) take about 20 s, well inside the 40 s left.
 //!
 //! # Detection and rejoin
 //!
@@ -41,8 +55,6 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// How many of the oldest members the age group keeps.
-pub const AGE_LIMIT: usize = 3;
 /// A node whose Lifeguard health score (failed probes and missed nacks,
 /// less successes) reaches this does not write the sentinel: a node cut
 /// off fails every probe and gets here within two probe intervals, long
@@ -62,36 +74,54 @@ pub struct SentinelConfig {
     /// Its value: the cluster's id.
     pub cluster_id: String,
     /// Its time to live: how long after its writer is cut off a node
-    /// notices. Refreshed every sixth of it. Default 30 s.
+    /// notices. Rewritten every third of it. Default 60 s.
     pub ttl: Duration,
-    /// The prefix of the age group.
-    pub age_prefix: String,
 }
 
 impl SentinelConfig {
     /// Defaults for cluster `cluster_id`: key `gossamer/sentinel`, TTL
-    /// 30 s, ages under `gossamer/age/`.
+    /// 60 s.
     pub fn new(cluster_id: impl Into<String>) -> Self {
         SentinelConfig {
             key: "gossamer/sentinel".into(),
             cluster_id: cluster_id.into(),
-            ttl: Duration::from_secs(30),
-            age_prefix: "gossamer/age/".into(),
+            ttl: Duration::from_secs(60),
         }
     }
 
+    /// How often the writer rewrites it.
     fn refresh(&self) -> Duration {
-        (self.ttl / 6).max(Duration::from_millis(100))
+        self.ttl / 3
     }
+
+    /// How often every node looks at who writes it.
+    fn check(&self) -> Duration {
+        self.refresh() / 4
+    }
+}
+
+/// What a node does about the sentinel now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// It writes it.
+    Writer,
+    /// Nobody (that it sees alive and on time) does: it may step up.
+    Candidate,
+    /// Another member writes it, or this node may not (unhealthy, no
+    /// quorum).
+    Follower,
 }
 
 /// What a node knows of the sentinel, and its partition state.
 #[derive(Debug)]
 pub(super) struct Sentinel {
     pub(super) cfg: SentinelConfig,
-    /// This node's start (Unix ms): its age.
-    pub(super) started_ms: u64,
-    pub(super) next_refresh: Instant,
+    /// When this node enabled the sentinel.
+    pub(super) started: Instant,
+    /// The next look at who writes it.
+    pub(super) next_check: Instant,
+    /// When this node steps up, unless someone writes it first.
+    pub(super) step_up_at: Option<Instant>,
     /// The latest expiry of the sentinel seen live; `None`: never seen.
     pub(super) last_expiry_ms: Option<u64>,
     /// Members known, for the quorum (this node excluded).
@@ -106,11 +136,12 @@ pub(super) struct Sentinel {
 }
 
 impl Sentinel {
-    pub(super) fn new(cfg: SentinelConfig, started_ms: u64, now: Instant) -> Self {
+    pub(super) fn new(cfg: SentinelConfig, now: Instant) -> Self {
         Sentinel {
             cfg,
-            started_ms,
-            next_refresh: now,
+            started: now,
+            next_check: now,
+            step_up_at: None,
             last_expiry_ms: None,
             known: BTreeSet::new(),
             bootstrap: Vec::new(),
@@ -119,10 +150,6 @@ impl Sentinel {
             rejoins: 0,
             partitions: 0,
         }
-    }
-
-    pub(super) fn refresh_every(&self) -> Duration {
-        self.cfg.refresh()
     }
 
     /// Partitioned since this wall-clock time (Unix ms), given the
@@ -160,22 +187,18 @@ pub struct SentinelStatus {
 }
 
 use super::Node;
-use crate::infos::{GroupOrder, InfosError};
+use crate::infos::InfosError;
 use crate::membership::NodeStatus;
 
 impl Node {
-    /// Starts keeping the cluster sentinel (see [`SentinelConfig`]):
-    /// registers the age group and writes this node's age. Off until
-    /// called. The wall clock MUST be anchored first
-    /// ([`Node::set_wall_clock`]): the start time it reads is this node's
-    /// age.
+    /// Starts keeping the cluster sentinel (see [`SentinelConfig`]). Off
+    /// until called. The wall clock MUST be anchored first
+    /// ([`Node::set_wall_clock`]): the sentinel's freshness is read from it.
     ///
     /// # Errors
-    /// The TTL is below 2 s or above the infos' longest TTL, or the age
-    /// prefix overlaps a registered group.
+    /// The TTL is below 2 s or above the infos' longest TTL.
     pub fn enable_sentinel(&mut self, cfg: SentinelConfig, now: Instant) -> Result<(), InfosError> {
-        let infos = &mut self.m.delegate_mut().infos;
-        let max = infos.config().max_ttl;
+        let max = self.infos().config().max_ttl;
         if cfg.ttl < Duration::from_secs(2) || cfg.ttl > max {
             return Err(InfosError::TtlOutOfRange {
                 key: cfg.key.clone(),
@@ -184,9 +207,8 @@ impl Node {
                 max,
             });
         }
-        infos.register_group(&cfg.age_prefix, AGE_LIMIT, GroupOrder::Min, now)?;
-        let started = infos.wall_ms(now);
-        let mut s = Sentinel::new(cfg, started, now);
+        self.m.delegate_mut().infos.set_refreshed(&cfg.key);
+        let mut s = Sentinel::new(cfg, now);
         let me = self.m.name().to_string();
         s.known = self
             .m
@@ -226,7 +248,7 @@ impl Node {
         let s = self.sentinel.as_ref()?;
         Some(SentinelStatus {
             partitioned_for: self.partitioned_for(now),
-            writer: self.sentinel_writer(now),
+            writer: self.sentinel_role(now) == Role::Writer,
             partitions: s.partitions,
             rejoins: s.rejoins,
             rejoin_targets: self.rejoin_targets(),
@@ -235,10 +257,12 @@ impl Node {
 
     pub(super) fn sentinel_timeout(&self) -> Option<Instant> {
         let s = self.sentinel.as_ref()?;
-        Some(match s.next_rejoin {
-            Some(r) => r.min(s.next_refresh),
-            None => s.next_refresh,
-        })
+        Some(
+            [s.next_rejoin, s.step_up_at]
+                .into_iter()
+                .flatten()
+                .fold(s.next_check, Instant::min),
+        )
     }
 
     /// A member changed: keep the quorum's base.
@@ -278,28 +302,44 @@ impl Node {
         live * 2 > s.known.len() + 1
     }
 
-    /// Whether this node writes the sentinel: it is the oldest alive member
-    /// of the age group (a suspect writer is passed over at once, so the
-    /// next oldest takes over within a probe round), it is healthy, and it
-    /// sees a quorum.
-    fn sentinel_writer(&self, now: Instant) -> bool {
+    /// What this node does about the sentinel (see the module's docs).
+    fn sentinel_role(&self, now: Instant) -> Role {
         let Some(s) = &self.sentinel else {
-            return false;
+            return Role::Follower;
         };
-        let me = self.m.name();
-        let Ok((_, ages)) = self.infos().group(&s.cfg.age_prefix, now) else {
-            return false;
+        if self.m.health_score() >= MAX_WRITER_HEALTH || !self.sentinel_quorum() {
+            return Role::Follower;
+        }
+        let infos = self.infos();
+        let Some(held) = infos.get(&s.cfg.key, now) else {
+            return Role::Candidate;
         };
-        let oldest_live = ages.iter().find(|i| {
-            i.origin == me
-                || self
-                    .m
-                    .member(&i.origin)
-                    .is_some_and(|m| m.status == NodeStatus::Alive)
-        });
-        oldest_live.is_some_and(|i| i.origin == me)
-            && self.m.health_score() < MAX_WRITER_HEALTH
-            && self.sentinel_quorum()
+        if held.origin == self.m.name() {
+            return Role::Writer;
+        }
+        let alive = self
+            .m
+            .member(&held.origin)
+            .is_some_and(|m| m.status == NodeStatus::Alive);
+        let overdue = s.cfg.refresh() + s.cfg.refresh() / 2;
+        let age = infos.wall_ms(now).saturating_sub(held.origin_ms);
+        if alive && Duration::from_millis(age) <= overdue {
+            Role::Follower
+        } else {
+            Role::Candidate
+        }
+    }
+
+    /// Writes the sentinel with this node as its origin.
+    fn write_sentinel(&mut self, now: Instant) {
+        let Some(s) = &self.sentinel else {
+            return;
+        };
+        let (key, value, ttl) = (s.cfg.key.clone(), s.cfg.cluster_id.clone(), s.cfg.ttl);
+        let infos = &mut self.m.delegate_mut().infos;
+        if let Err(e) = infos.put(&key, value.into_bytes(), ttl, now) {
+            tracing::warn!(error = %e, "cannot write the cluster sentinel");
+        }
     }
 
     /// Bootstrap addresses, then members known but not seen alive.
@@ -316,37 +356,61 @@ impl Node {
         out
     }
 
-    /// Refreshes this node's age (and the sentinel, when it is the
-    /// writer), notices an expiry, and rejoins while partitioned.
+    /// Rewrites the sentinel when this node is its writer, steps up when
+    /// nobody writes it, notices an expiry, and rejoins while partitioned.
     pub(super) fn sentinel_tick(&mut self, now: Instant) {
         let Some(s) = &self.sentinel else {
             return;
         };
         let cfg = s.cfg.clone();
-        let started = s.started_ms;
-        if now >= s.next_refresh {
-            let every = s.refresh_every();
-            let me = self.m.name().to_string();
-            let infos = &mut self.m.delegate_mut().infos;
-            // A young node's age is refused by the group: expected. Ages
-            // live as long as the sentinel, so a node cut off cannot become
-            // the oldest it knows before it has seen the sentinel expire.
-            let _ = infos.put(
-                &format!("{}{me}", cfg.age_prefix),
-                started.to_string().into_bytes(),
-                cfg.ttl,
-                now,
-            );
-            if self.sentinel_writer(now) {
-                let infos = &mut self.m.delegate_mut().infos;
-                if let Err(e) =
-                    infos.put(&cfg.key, cfg.cluster_id.clone().into_bytes(), cfg.ttl, now)
-                {
-                    tracing::warn!(error = %e, "cannot write the cluster sentinel");
+        let step_up_due = s.step_up_at.is_some_and(|at| now >= at);
+        if now >= s.next_check || step_up_due {
+            let role = self.sentinel_role(now);
+            let refresh = cfg.refresh();
+            let mut write = false;
+            let mut delay = None;
+            match role {
+                Role::Writer => {
+                    // Rewritten once its age reaches the refresh interval
+                    // (less one check, so that it is never late).
+                    let held = self.infos().get(&cfg.key, now);
+                    let wall = self.infos().wall_ms(now);
+                    let age = held.map_or(u64::MAX, |i| wall.saturating_sub(i.origin_ms));
+                    write = Duration::from_millis(age) + cfg.check() > refresh;
                 }
+                Role::Candidate if step_up_due => write = true,
+                Role::Candidate => {
+                    if self
+                        .sentinel
+                        .as_ref()
+                        .is_some_and(|s| s.step_up_at.is_none())
+                    {
+                        let young = self
+                            .sentinel
+                            .as_ref()
+                            .is_some_and(|s| now.saturating_duration_since(s.started) < cfg.ttl);
+                        let mut d = self.m.random_below(refresh / 4);
+                        if young {
+                            d += refresh / 4;
+                        }
+                        delay = Some(d);
+                    }
+                }
+                Role::Follower => {}
+            }
+            if write {
+                self.write_sentinel(now);
             }
             if let Some(s) = &mut self.sentinel {
-                s.next_refresh = now + every;
+                if write || role != Role::Candidate {
+                    s.step_up_at = None;
+                }
+                if let Some(d) = delay {
+                    s.step_up_at = Some(now + d);
+                }
+                if now >= s.next_check {
+                    s.next_check = now + cfg.check();
+                }
             }
         }
         let infos = self.infos();
