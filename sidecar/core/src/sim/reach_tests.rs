@@ -140,6 +140,9 @@ fn eager_pushes_send_about_the_bytes_of_the_gossip_rounds() {
             "seed {seed}, 64 nodes, 100 writes: {eager:.0} B per write with eager pushes, {exact:.0} B libnetwork-exact ({:.2}x)",
             eager / exact
         );
-        assert!(eager <= exact * 1.1, "{eager:.0} vs {exact:.0}");
+        // At most libnetwork's bytes here (0.97x and 0.99x), which
+        // leaves room for what real packets add (about 4 % more than
+        // here in the replication benchmark) under the 1.1x target.
+        assert!(eager <= exact, "{eager:.0} vs {exact:.0}");
     }
 }

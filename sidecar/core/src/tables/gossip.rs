@@ -59,7 +59,7 @@ impl Tables {
     /// to `gossip_fanout` members). libnetwork's limit,
     /// `retransmit_mult * ceil(log10(n + 1))` for the `n` members of the
     /// network, without eager pushes; with them,
-    /// `eager_retransmit_mult * ceil(log10(n + 1))`, never below
+    /// `ceil(eager_retransmit_mult * ceil(log10(n + 1)))`, never below
     /// `retransmit_mult` (libnetwork's own limit under 10 members).
     fn table_transmits(&self, nid: &str) -> usize {
         let members = self.peers.network_nodes.get(nid).map_or(1, |s| s.len());
@@ -67,7 +67,10 @@ impl Tables {
         if self.cfg.eager_push.is_none() {
             return libnetwork;
         }
-        retransmit_limit(self.cfg.eager_retransmit_mult, members)
+        let decades = retransmit_limit(1, members) as f64;
+        let eager = (self.cfg.eager_retransmit_mult * decades).ceil();
+        // Saturating float-to-int: a negative or NaN setting gives 0.
+        (eager as usize)
             .max(self.cfg.retransmit_mult)
             .min(libnetwork)
     }
