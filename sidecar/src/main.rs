@@ -101,7 +101,7 @@ struct RunArgs {
     #[arg(long)]
     rng_seed: Option<u64>,
     /// TTL of the cluster sentinel in milliseconds (partition detection:
-    /// a node that sees it expire rejoins); 0 turns it off. Default 60000.
+    /// a node that sees it expire rejoins); 0 turns it off. Default 120000.
     #[arg(long)]
     sentinel_ttl_ms: Option<u64>,
     /// Keyring key as hex, 16, 24 or 32 bytes (repeatable, first is
@@ -538,7 +538,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let seed = args.rng_seed.unwrap_or_else(rand::random);
     let start_keys = cfg.keys.clone();
     let (node, mut events) = runtime::start(cfg, bind, seed).await?;
-    let sentinel_ttl = args.sentinel_ttl_ms.unwrap_or(60_000);
+    let sentinel_ttl = args.sentinel_ttl_ms.unwrap_or(120_000);
     if sentinel_ttl > 0 {
         let mut sc = gossamer_core::node::SentinelConfig::new(file.cluster.clone());
         sc.ttl = std::time::Duration::from_millis(sentinel_ttl);

@@ -17,7 +17,8 @@
 //! before, over `--idle-s`), divided by the writes; once for UDP (the
 //! gossip itself) and once for UDP + TCP (with the periodic bulk syncs,
 //! which grow with the table). Idle bytes per node and second are printed
-//! too.
+//! too, UDP and UDP + TCP; and the formation time: from the first start
+//! until every node counts every node in the network.
 //!
 //! Run: `cargo bench -p gossamer-tests --bench replication -- --nodes 16`
 //! (also `--writes 100 --interval-ms 50 --kinds rust,go --timeout-s 60
@@ -374,9 +375,9 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "| implementation | N | writes | delivered | p50 to all (ms) | p99 to all (ms) | max (ms) | bytes per update, UDP | bytes per update, UDP + TCP | idle bytes per node and s | formation (s) |"
+        "| implementation | N | writes | delivered | p50 to all (ms) | p99 to all (ms) | max (ms) | bytes per update, UDP | bytes per update, UDP + TCP | idle bytes per node and s, UDP | idle, UDP + TCP | formation (s) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for kind in kinds.split(',') {
         let (name, o) = match kind {
             "rust" => ("Gossamer sidecar", run_rust(&p, &rt)),
@@ -385,7 +386,7 @@ fn main() {
         };
         let total = p.writes * (p.nodes - 1);
         println!(
-            "| {name} | {} | {} | {}/{} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            "| {name} | {} | {} | {}/{} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
             p.nodes,
             p.writes,
             total - o.missing,
@@ -395,6 +396,7 @@ fn main() {
             o.latencies_ms.last().copied().unwrap_or(f64::NAN),
             o.bytes_per_update.udp,
             o.bytes_per_update.all,
+            o.idle.udp / p.nodes as f64,
             o.idle.all / p.nodes as f64,
             o.formation.as_secs_f64(),
         );

@@ -34,10 +34,15 @@
 //!   being declared departed (the operator does that in Kubernetes) has
 //!   nobody to write it, and reports partitioned until they return.
 //!
-//! Timing, with the default TTL of 60 s: a writer that fails wrote at most
-//! 20 s before; failure detection (a few probe intervals), the next check
-//! (every 5 s), the step-up delay (at most 10 s) and gossip (about a
-//! second at 1,000 members) take about 20 s, well inside the 40 s left.
+//! Timing, with the default TTL of 2 minutes (early CockroachDB's): a writer
+//! that fails wrote at most 40 s before; failure detection (a few probe
+//! intervals), the next check (every 10 s), the step-up delay (at most
+//! 20 s) and gossip (about a second at 1,000 members) take about 35 s,
+//! well inside the 80 s left. The TTL is also how long a node cut off from
+//! the majority takes to notice: memberlist's failure detection handles
+//! members that fail; the sentinel is for a split that membership alone
+//! would not heal, where a minute or two is soon enough, and a shorter TTL
+//! costs idle bytes on every node (one rewrite per TTL / 3).
 //!
 //! # Detection and rejoin
 //!
@@ -74,18 +79,18 @@ pub struct SentinelConfig {
     /// Its value: the cluster's id.
     pub cluster_id: String,
     /// Its time to live: how long after its writer is cut off a node
-    /// notices. Rewritten every third of it. Default 60 s.
+    /// notices. Rewritten every third of it. Default 2 minutes.
     pub ttl: Duration,
 }
 
 impl SentinelConfig {
     /// Defaults for cluster `cluster_id`: key `gossamer/sentinel`, TTL
-    /// 60 s.
+    /// 2 minutes.
     pub fn new(cluster_id: impl Into<String>) -> Self {
         SentinelConfig {
             key: "gossamer/sentinel".into(),
             cluster_id: cluster_id.into(),
-            ttl: Duration::from_secs(60),
+            ttl: Duration::from_secs(120),
         }
     }
 
