@@ -147,12 +147,27 @@ pub async fn run(
         static_peers: settings.static_peers.clone(),
     };
     let mut tries: u32 = 0;
+    let mut not_leader: u32 = 0;
     loop {
         let result = session.run(&node, &settings, &peers, &status).await;
         status.set_connected(false);
         match result {
             Err(ControlError::Stopped) => return,
+            Err(e) if is_not_leader(&e) && not_leader < NOT_LEADER_FAST_TRIES => {
+                // A standby replica answered: the Service picks a replica
+                // per connection, so the next connection soon may well
+                // reach the leader. Backing off here would leave the node
+                // without snapshots for a minute after a failover.
+                status.failed(e.to_string());
+                not_leader += 1;
+                let wait = NOT_LEADER_RETRY.mul_f64(0.5 + rand::random::<f64>());
+                if not_leader == 1 {
+                    info!(error = %e, retry_in = ?wait, "a standby operator replica answered; reconnecting to reach the leader");
+                }
+                tokio::time::sleep(wait).await;
+            }
             Err(e) => {
+                not_leader = 0;
                 status.failed(e.to_string());
                 tries = tries.saturating_add(1);
                 let wait = settings.backoff.delay(tries, rand::random::<f64>());
@@ -163,6 +178,7 @@ pub async fn run(
             }
             Ok(()) => {
                 tries = 0;
+                not_leader = 0;
                 // The operator closed the stream cleanly (a rollout): come
                 // back soon, not at once, so replicas are not stampeded.
                 let wait = settings.backoff.delay(1, rand::random::<f64>());
@@ -174,6 +190,21 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// How soon a stream refused by a standby operator replica is retried.
+const NOT_LEADER_RETRY: Duration = Duration::from_millis(300);
+/// Refusals by standby replicas in a row retried that soon; then the usual
+/// backoff (with two replicas behind the Service, 20 tries all reach a
+/// standby one time in a million).
+const NOT_LEADER_FAST_TRIES: u32 = 20;
+
+/// The operator answered from a replica that does not lead (see the
+/// operator's control service).
+fn is_not_leader(e: &ControlError) -> bool {
+    matches!(e, ControlError::Status(st)
+        if st.code() == tonic::Code::Unavailable
+            && (st.message().contains("does not lead") || st.message().contains("stopped leading")))
 }
 
 /// What survives a reconnect: who this is and the last snapshot applied.
@@ -501,4 +532,22 @@ async fn connect(s: &ControlSettings) -> Result<Channel, ControlError> {
         endpoint: s.endpoint.clone(),
         source,
     })
+}
+
+#[cfg(test)]
+mod not_leader_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_standby_replicas_refusal_is_retried_soon() {
+        let standby = tonic::Status::unavailable("this operator replica does not lead; reconnect");
+        let stopped =
+            tonic::Status::unavailable("this operator replica stopped leading; reconnect");
+        assert!(is_not_leader(&ControlError::Status(standby)));
+        assert!(is_not_leader(&ControlError::Status(stopped)));
+        let busy = tonic::Status::unavailable("overloaded");
+        let denied = tonic::Status::permission_denied("this operator replica does not lead");
+        assert!(!is_not_leader(&ControlError::Status(busy)));
+        assert!(!is_not_leader(&ControlError::Status(denied)));
+    }
 }
