@@ -149,8 +149,15 @@ pub async fn run(
     let mut tries: u32 = 0;
     let mut not_leader: u32 = 0;
     loop {
+        let connects = status.connects();
         let result = session.run(&node, &settings, &peers, &status).await;
         status.set_connected(false);
+        if status.connects() > connects {
+            // A stream was open: a failure now starts a new series, and
+            // backs off from the start again.
+            tries = 0;
+            not_leader = 0;
+        }
         match result {
             Err(ControlError::Stopped) => return,
             Err(e) if is_not_leader(&e) && not_leader < NOT_LEADER_FAST_TRIES => {
