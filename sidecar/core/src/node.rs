@@ -97,7 +97,8 @@ pub enum Output {
 /// The tables' settings derived from membership's, as libnetwork derives
 /// them from memberlist's: same node name, gossip interval, and bulk sync
 /// every push/pull interval (30 s when push/pull is off); eager pushes of
-/// new table events unless membership runs `memberlist_exact`.
+/// new table events, early network joins held and push/pull news relayed
+/// unless membership runs `memberlist_exact`.
 pub fn tables_config(m: &membership::Config) -> tables::Config {
     let mut t = tables::Config::new(m.name.clone());
     if !m.gossip_interval.is_zero() {
@@ -109,6 +110,8 @@ pub fn tables_config(m: &membership::Config) -> tables::Config {
     if m.memberlist_exact {
         // As libnetwork: table events wait for the gossip rounds.
         t.eager_push = None;
+        t.hold_early_joins = None;
+        t.relay_push_pull_news = false;
     }
     t
 }

@@ -106,6 +106,11 @@ impl BroadcastQueue {
         id
     }
 
+    /// True when a message named `name` is queued.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// Messages queued.
     pub fn len(&self) -> usize {
         self.items.len()

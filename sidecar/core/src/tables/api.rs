@@ -282,6 +282,29 @@ impl Tables {
         Ok(ltime)
     }
 
+    /// After a join's push/pull moved this node's network times forward
+    /// (libnetwork's `updateLocalNetworkTime`), the events of its own still
+    /// waiting for gossip (a network joined before the cluster) carry the
+    /// new time: under the old one every member that learned the new time
+    /// from the push/pull would take them for stale and not relay them.
+    pub(super) fn requeue_unsent_network_events(&mut self) {
+        let me = self.cfg.node_name.clone();
+        let unsent: Vec<(String, bool, u64)> = self
+            .local
+            .iter()
+            .filter(|(nid, _)| self.network_broadcasts.contains(&format!("{nid}\0{me}")))
+            .map(|(nid, n)| (nid.clone(), n.leaving, n.ltime))
+            .collect();
+        for (nid, leaving, ltime) in unsent {
+            let kind = if leaving {
+                network_event::Type::Leave
+            } else {
+                network_event::Type::Join
+            };
+            self.queue_network_event(&nid, kind, ltime);
+        }
+    }
+
     fn queue_network_event(&mut self, nid: &str, kind: network_event::Type, ltime: u64) {
         let ev = NetworkEvent {
             r#type: kind as i32,

@@ -53,7 +53,25 @@ pub struct Config {
     /// without eager pushes. Default 2.5: 5 sends from 10 to 99 members
     /// (libnetwork: 8), 8 from 100 to 999 (12).
     pub eager_retransmit_mult: f64,
+    /// A network join from a node memberlist has not reported yet (its
+    /// alive notice and the join race through gossip) is held this long,
+    /// then applied and relayed once memberlist reports the node. `None`:
+    /// dropped, as libnetwork does, so that such a node misses this
+    /// member's table gossip until a bulk sync or push/pull repairs it.
+    pub hold_early_joins: Option<Duration>,
+    /// A network event new to this node that came in a push/pull is
+    /// relayed as one that came by gossip: every attachment learned in a
+    /// periodic or catch-up push/pull, and in a join's push/pull the
+    /// sender's own. libnetwork relays none of them, so the nodes that
+    /// learn a join that way stop its gossip instead of carrying it on,
+    /// and a node that neither gossip nor a push/pull reached misses the
+    /// member's table events until its next periodic push/pull.
+    pub relay_push_pull_news: bool,
 }
+
+/// How many early network joins ([`Config::hold_early_joins`]) a node holds
+/// at most; more are dropped, as libnetwork drops them all.
+pub const MAX_EARLY_JOINS: usize = 4096;
 
 /// Gossamer's batching window for [`Config::eager_push`]: long enough that
 /// events arriving close together share a compound (a steady 20 writes/s
@@ -80,6 +98,8 @@ impl Config {
             max_rebroadcast_on_sync: 500,
             eager_push: Some(EAGER_PUSH_DELAY),
             eager_retransmit_mult: 2.5,
+            hold_early_joins: Some(Duration::from_secs(30)),
+            relay_push_pull_news: true,
         }
     }
 

@@ -43,6 +43,9 @@ impl Tables {
             for n in self.local.values_mut() {
                 n.ltime = ltime;
             }
+            if self.cfg.relay_push_pull_news {
+                self.requeue_unsent_network_events();
+            }
         }
         let me = &self.cfg.node_name;
         let mut networks: Vec<NetworkEntry> = self
@@ -76,7 +79,7 @@ impl Tables {
     /// a node join event for the sender, then one network event per
     /// attachment it knows. Malformed input is counted and dropped; the
     /// result is false then.
-    pub fn merge_remote_state(&mut self, data: &[u8], _join: bool, now: Instant) -> bool {
+    pub fn merge_remote_state(&mut self, data: &[u8], join: bool, now: Instant) -> bool {
         let pp = match codec::decode(data) {
             Ok(Decoded::PushPull(pp)) => pp,
             Ok(other) => {
@@ -94,7 +97,7 @@ impl Tables {
             &NodeEvent {
                 r#type: node_event::Type::Join as i32,
                 l_time: pp.l_time,
-                node_name: pp.node_name,
+                node_name: pp.node_name.clone(),
             },
             now,
         );
@@ -104,17 +107,28 @@ impl Tables {
             } else {
                 network_event::Type::Join
             };
-            self.handle_network_event(
-                &NetworkEvent {
-                    r#type: kind as i32,
-                    l_time: n.l_time,
-                    node_name: n.node_name,
-                    network_id: n.network_id,
-                },
-                now,
-            );
+            // In a join's push/pull only the sender's own attachments are
+            // news worth gossiping (the joiner learns everyone's, which the
+            // others hold already).
+            let relay = self.cfg.relay_push_pull_news && (!join || n.node_name == pp.node_name);
+            let ev = NetworkEvent {
+                r#type: kind as i32,
+                l_time: n.l_time,
+                node_name: n.node_name,
+                network_id: n.network_id,
+            };
+            if self.handle_network_event(&ev, now) && relay {
+                self.relay_network_event(&ev);
+            }
         }
         true
+    }
+
+    /// Queues another node's network event for memberlist's gossip.
+    fn relay_network_event(&mut self, ev: &NetworkEvent) {
+        let name = format!("{}\0{}", ev.network_id, ev.node_name);
+        self.network_broadcasts
+            .push(Some(name), codec::encode_network_event(ev), false);
     }
 
     /// Handles one wrapped message; `bulk` when it came in a bulk sync;
@@ -221,9 +235,24 @@ impl Tables {
         if leave && !known_node {
             return false;
         }
-        if leave || !self.peers.is_active(node) {
-            // A leave for an attachment we never saw, or a join from a node
-            // memberlist has not reported: nothing to remember.
+        if leave {
+            // A leave for an attachment we never saw: nothing to remember.
+            return false;
+        }
+        if !self.peers.is_active(node) {
+            // A join from a node memberlist has not reported: held until it
+            // does, or dropped as libnetwork drops it. Joins of failed or
+            // left members are dropped (a left member's may be stale).
+            let unreported = self.peers.state(node).is_none();
+            if let Some(hold) = self.cfg.hold_early_joins.filter(|_| unreported) {
+                if !self.peers.hold_early_join(node, nid, ev.l_time, now + hold) {
+                    tracing::debug!(
+                        node,
+                        network = nid,
+                        "too many early network joins held; dropping one"
+                    );
+                }
+            }
             return false;
         }
         // Unknown => Joined
@@ -241,6 +270,28 @@ impl Tables {
             );
         self.peers.add_network_node(nid, node);
         true
+    }
+
+    /// Applies and relays the network joins held for `node`, which
+    /// memberlist now reports alive.
+    pub(super) fn apply_early_joins(&mut self, node: &str, now: Instant) {
+        let Some(nets) = self.peers.early_joins.remove(node) else {
+            return;
+        };
+        for (nid, (l_time, until)) in nets {
+            if until <= now {
+                continue;
+            }
+            let ev = NetworkEvent {
+                r#type: network_event::Type::Join as i32,
+                l_time,
+                node_name: node.to_string(),
+                network_id: nid,
+            };
+            if self.handle_network_event(&ev, now) {
+                self.relay_network_event(&ev);
+            }
+        }
     }
 
     fn handle_table_message(&mut self, ev: TableEvent, raw: Vec<u8>, bulk: bool, now: Instant) {

@@ -12,25 +12,27 @@ use super::Tables;
 impl Tables {
     /// Memberlist reports `name` alive at `addr` (a new member, or one back
     /// from failure). A failed member that returns gets its attachments and
-    /// entries back and is bulk synced at once. A new name at the address of
+    /// entries back and is bulk synced at once; network joins of `name`
+    /// that came before this report are applied now. A new name at the address of
     /// a known member is that member's new incarnation: the old one is
     /// treated as left.
     pub fn member_joined(&mut self, name: &str, addr: SocketAddr, now: Instant) {
         if let Some(n) = self.peers.nodes.get_mut(name) {
             n.addr = Some(addr);
             self.change_node_state(name, NodeState::Active, now);
-            return;
+        } else {
+            self.purge_reincarnation(name, addr, now);
+            self.peers.nodes.insert(
+                name.to_string(),
+                Node {
+                    state: NodeState::Active,
+                    ltime: 0,
+                    addr: Some(addr),
+                    reap_at: None,
+                },
+            );
         }
-        self.purge_reincarnation(name, addr, now);
-        self.peers.nodes.insert(
-            name.to_string(),
-            Node {
-                state: NodeState::Active,
-                ltime: 0,
-                addr: Some(addr),
-                reap_at: None,
-            },
-        );
+        self.apply_early_joins(name, now);
     }
 
     /// Memberlist declared `name` dead: its entries are hidden, not dropped,

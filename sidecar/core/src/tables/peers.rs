@@ -49,6 +49,10 @@ pub(super) struct Peers {
     /// Gossip peers of each network (this node included while joined):
     /// active members attached and not leaving.
     pub network_nodes: BTreeMap<String, BTreeSet<String>>,
+    /// Network joins of nodes memberlist has not reported yet: node ->
+    /// network -> (Lamport time, held until). See
+    /// [`super::Config::hold_early_joins`].
+    pub early_joins: BTreeMap<String, BTreeMap<String, (u64, Instant)>>,
 }
 
 impl Peers {
@@ -122,6 +126,40 @@ impl Peers {
             .get(net)
             .map(|s| s.iter().filter(|n| *n != me).cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Holds a network join of `node`, which memberlist has not reported,
+    /// until `until`; keeps the freshest per network. False when
+    /// [`super::config::MAX_EARLY_JOINS`] are held already.
+    pub fn hold_early_join(&mut self, node: &str, net: &str, ltime: u64, until: Instant) -> bool {
+        let held: usize = self.early_joins.values().map(BTreeMap::len).sum();
+        let nets = self.early_joins.entry(node.to_string()).or_default();
+        match nets.get_mut(net) {
+            Some(h) => {
+                if ltime > h.0 {
+                    *h = (ltime, until);
+                }
+                true
+            }
+            None if held < super::config::MAX_EARLY_JOINS => {
+                nets.insert(net.to_string(), (ltime, until));
+                true
+            }
+            None => {
+                if nets.is_empty() {
+                    self.early_joins.remove(node);
+                }
+                false
+            }
+        }
+    }
+
+    /// Forgets early joins held past their time.
+    pub fn expire_early_joins(&mut self, now: Instant) {
+        for nets in self.early_joins.values_mut() {
+            nets.retain(|_, (_, until)| *until > now);
+        }
+        self.early_joins.retain(|_, nets| !nets.is_empty());
     }
 
     pub fn count(&self, state: NodeState) -> usize {

@@ -31,6 +31,9 @@ impl Tables {
             self.pending.retain(|p| !p.is_join_of(&nid));
         }
 
+        // Early network joins of nodes memberlist never reported.
+        self.peers.expire_early_joins(now);
+
         // Others' attachments, left long enough ago.
         for atts in self.peers.attachments.values_mut() {
             atts.retain(|_, a| !(a.leaving && due(a.reap_at)));

@@ -606,6 +606,154 @@ fn tables_network_leave_drops_the_members_entries_there() {
     assert!(sim.tables(1).networks().is_empty());
 }
 
+/// The network events among the messages `get_broadcasts` hands out: node
+/// and Lamport time, sorted.
+fn network_joins(t: &mut Tables) -> Vec<(String, u64)> {
+    let mut evs: Vec<(String, u64)> = t
+        .get_broadcasts(0, 64 * 1024)
+        .iter()
+        .filter_map(|m| match codec::decode(m) {
+            Ok(Decoded::Network(ev)) => Some((ev.node_name, ev.l_time)),
+            _ => None,
+        })
+        .collect();
+    evs.sort();
+    evs
+}
+
+/// Push/pull state from `from` listing `attached` (node, Lamport time) in
+/// "net".
+fn push_pull(from: &str, attached: &[(&str, u64)]) -> Vec<u8> {
+    codec::encode_push_pull(&proto::NetworkPushPull {
+        l_time: 1,
+        node_name: from.into(),
+        networks: attached
+            .iter()
+            .map(|(node, l_time)| proto::NetworkEntry {
+                network_id: "net".into(),
+                l_time: *l_time,
+                node_name: node.to_string(),
+                leaving: false,
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn tables_news_from_a_push_pull_is_gossiped_on() {
+    let now = origin();
+    let mut t = lone("a", &["b"], now);
+    for (i, p) in ["c", "d", "e"].iter().enumerate() {
+        t.member_joined(p, addr_of(i + 3), now);
+    }
+    while !network_joins(&mut t).is_empty() {}
+    // A periodic (or catch-up) push/pull: every attachment new here is
+    // relayed, the known one is not.
+    t.merge_remote_state(&push_pull("b", &[("b", 1), ("c", 2), ("d", 2)]), false, now);
+    assert_eq!(
+        network_joins(&mut t),
+        vec![("c".into(), 2), ("d".into(), 2)]
+    );
+    while !network_joins(&mut t).is_empty() {}
+    // A join's push/pull: only the sender's own attachment.
+    t.merge_remote_state(&push_pull("b", &[("b", 4), ("e", 2)]), true, now);
+    assert_eq!(network_joins(&mut t), vec![("b".into(), 4)]);
+    assert!(t.network_peers("net").contains(&"e".to_string()));
+
+    // libnetwork's way (`memberlist_exact`): learned, not relayed.
+    let mut t = Tables::new(
+        Config {
+            relay_push_pull_news: false,
+            ..cfg("a")
+        },
+        9,
+        now,
+    )
+    .unwrap();
+    t.member_joined("b", addr_of(2), now);
+    t.join_network("net", now).unwrap();
+    while !network_joins(&mut t).is_empty() {}
+    t.merge_remote_state(&push_pull("b", &[("b", 1)]), false, now);
+    assert_eq!(t.network_peers("net"), vec!["a", "b"]);
+    assert!(network_joins(&mut t).is_empty());
+}
+
+#[test]
+fn tables_a_network_joined_before_the_cluster_is_gossiped_at_the_joins_time() {
+    let now = origin();
+    let mut t = Tables::new(cfg("a"), 9, now).unwrap();
+    t.join_network("net", now).unwrap();
+    // The join's push/pull moves the attachment's time forward (as
+    // libnetwork); the queued event, not sent yet, follows it.
+    let state = t.local_state(true);
+    let Ok(Decoded::PushPull(pp)) = codec::decode(&state) else {
+        panic!("push/pull state");
+    };
+    let sent = pp.networks[0].l_time;
+    assert!(sent > 1);
+    t.member_joined("b", addr_of(2), now);
+    assert_eq!(network_joins(&mut t), vec![("a".into(), sent)]);
+    // Once gossip has sent it, a later join's push/pull queues nothing.
+    while !network_joins(&mut t).is_empty() {}
+    t.local_state(true);
+    assert!(network_joins(&mut t).is_empty());
+}
+
+fn network_event(kind: proto::network_event::Type, node: &str, ltime: u64) -> Vec<u8> {
+    codec::encode_network_event(&proto::NetworkEvent {
+        r#type: kind as i32,
+        l_time: ltime,
+        node_name: node.into(),
+        network_id: "net".into(),
+    })
+}
+
+#[test]
+fn tables_a_network_join_that_beats_the_members_alive_is_held_until_it() {
+    use proto::network_event::Type::{Join, Leave};
+    let now = origin();
+    let peers = |t: &Tables| t.network_peers("net");
+    let mut t = lone("a", &["b"], now);
+    while !network_joins(&mut t).is_empty() {}
+    // c's join arrives before memberlist reports c: nothing changes yet.
+    assert!(t.handle_message("b", &network_event(Join, "c", 5), now));
+    assert_eq!(peers(&t), vec!["a", "b"]);
+    assert!(network_joins(&mut t).is_empty());
+    // Memberlist reports c: the join applies and is relayed.
+    t.member_joined("c", addr_of(3), now + secs(2));
+    assert_eq!(peers(&t), vec!["a", "b", "c"]);
+    assert_eq!(network_joins(&mut t), vec![("c".to_string(), 5)]);
+
+    // Held no longer than the hold: d's join is forgotten after 30 s.
+    t.handle_message("b", &network_event(Join, "d", 6), now);
+    t.handle_timeout(now + secs(31));
+    t.member_joined("d", addr_of(4), now + secs(31));
+    assert_eq!(peers(&t), vec!["a", "b", "c"]);
+    // A leave of an attachment never seen, or a join of a member that
+    // left, is not held.
+    t.handle_message("b", &network_event(Leave, "e", 7), now + secs(31));
+    t.member_joined("e", addr_of(5), now + secs(31));
+    t.member_left("c", now + secs(31));
+    t.handle_message("b", &network_event(Join, "c", 9), now + secs(31));
+    t.member_joined("c", addr_of(3), now + secs(32));
+    assert_eq!(peers(&t), vec!["a", "b"]);
+
+    // With the hold off (`memberlist_exact`), libnetwork's drop.
+    let mut t = Tables::new(
+        Config {
+            hold_early_joins: None,
+            ..cfg("a")
+        },
+        9,
+        now,
+    )
+    .unwrap();
+    t.join_network("net", now).unwrap();
+    t.handle_message("b", &network_event(Join, "b", 5), now);
+    t.member_joined("b", addr_of(2), now);
+    assert_eq!(peers(&t), vec!["a"]);
+}
+
 #[test]
 fn tables_owner_bulk_sync_drops_entries_it_no_longer_holds() {
     let mut sim = cluster(2, LinkModel::default());
