@@ -47,6 +47,13 @@ enum Case {
     Leave {
         n: usize,
     },
+    /// A rolling restart of all `n` peers, each step timed: the next
+    /// restart starts once every peer holds exactly the running peers
+    /// alive (or the cap passed), and at least 1 s after the last.
+    Steps {
+        n: usize,
+        local: bool,
+    },
 }
 
 impl Case {
@@ -63,6 +70,7 @@ impl Case {
                 restarts: 6,
                 local: true,
             },
+            "steps-local6" => Case::Steps { n: 6, local: true },
             other => {
                 let size = |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
                 if let Some(n) = size("lan") {
@@ -75,9 +83,11 @@ impl Case {
                     }
                 } else if let Some(n) = size("leave") {
                     Case::Leave { n }
+                } else if let Some(n) = size("steps") {
+                    Case::Steps { n, local: false }
                 } else {
                     panic!(
-                        "unknown case {other:?}: local6, lanN, rolling16, restart-local6, restartN, leaveN"
+                        "unknown case {other:?}: local6, lanN, rolling16, restart-local6, restartN, leaveN, steps-local6, stepsN"
                     )
                 }
             }
@@ -93,6 +103,10 @@ impl Case {
                 format!("rolling restart of {restarts} of N = {n}, {profile}, 1 s apart")
             }
             Case::Leave { n } => format!("graceful leave, 1 of N = {n}, LAN"),
+            Case::Steps { n, local } => {
+                let profile = if local { "Local" } else { "LAN" };
+                format!("rolling restart of N = {n}, {profile}, each step")
+            }
         }
     }
 
@@ -206,16 +220,60 @@ fn join_wave(imp: Impl, flags: &Flags, n: usize, spaced: bool) -> (Vec<Peer>, In
     (peers, Instant::now())
 }
 
-/// Waits (up to two minutes) until every peer holds all `n` alive.
+/// Waits (up to five minutes: Go memberlist at 64 nodes may wait for
+/// periodic push/pulls) until every peer holds all `n` alive.
 fn converged(peers: &[Peer], n: usize) {
     for p in peers {
-        p.wait_for(|v| v.alive().len() == n, Duration::from_secs(120))
+        p.wait_for(|v| v.alive().len() == n, Duration::from_secs(300))
             .expect("the cluster converges before the change");
     }
 }
 
-fn trial(imp: Impl, case: Case, cap: Duration) -> Trial {
-    match case {
+/// A rolling restart of every peer, one at a time: the new peer (a new
+/// name, as a Deployment's Pod) joins the one restarted last while the old
+/// one leaves gracefully and exits. One sample per step: the time from
+/// the new peer's join command until every running peer holds exactly the
+/// running peers alive.
+fn rolling_steps(imp: Impl, n: usize, local: bool, cap: Duration) -> Vec<Trial> {
+    let flags = imp.flags(local);
+    let (mut peers, _) = join_wave(imp, &flags, n, false);
+    converged(&peers, n);
+    let mut steps = Vec::with_capacity(n);
+    for r in 0..n {
+        let new =
+            Peer::spawn(imp.kind_of(r), &format!("r{r}"), flags.clone()).expect("peer starts");
+        let seed = peers[(r + n - 1) % n].addr().to_string();
+        let mut old = std::mem::replace(&mut peers[r], new);
+        let t0 = Instant::now();
+        peers[r]
+            .cmd(&serde_json::json!({"cmd": "join", "seeds": [seed]}))
+            .expect("join command");
+        let _ = old.leave(Duration::from_secs(2));
+        let _ = old.shutdown();
+        let names: Vec<String> = peers.iter().map(|p| p.name().to_string()).collect();
+        let ok = peers.iter().all(|p| {
+            p.wait_for(
+                |v| {
+                    let alive = v.alive();
+                    alive.len() == n && names.iter().all(|m| alive.contains(&m.as_str()))
+                },
+                cap.saturating_sub(t0.elapsed()),
+            )
+            .is_ok()
+        });
+        steps.push(Trial::timed(ok.then(|| t0.elapsed().as_secs_f64())));
+        if let Some(rest) = Duration::from_secs(1).checked_sub(t0.elapsed()) {
+            thread::sleep(rest);
+        }
+    }
+    steps
+}
+
+fn trial(imp: Impl, case: Case, cap: Duration) -> Vec<Trial> {
+    if let Case::Steps { n, local } = case {
+        return rolling_steps(imp, n, local, cap);
+    }
+    vec![match case {
         Case::Join { n, local } => {
             let (peers, t0) = join_wave(imp, &imp.flags(local), n, local);
             let ok = peers.iter().all(|p| {
@@ -280,7 +338,8 @@ fn trial(imp: Impl, case: Case, cap: Duration) -> Trial {
                 .any(|p| p.with_view(|v| v.state_of(&name)) != Some(MemberState::Left));
             Trial { secs, missed }
         }
-    }
+        Case::Steps { .. } => unreachable!("timed step by step above"),
+    }]
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -314,21 +373,23 @@ fn main() {
         .map(Impl::parse)
         .collect();
     println!(
-        "| case | implementation | trials | within the bound (2 s; leave: 1 s) | over {} s | leave missed by some peer | sorted times (s) |",
+        "| case | implementation | samples (one per trial; per step for stepsN) | within the bound (2 s; leave: 1 s) | over {} s | leave missed by some peer | p50 | p99 | sorted times (s) |",
         cap.as_secs()
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for case in &cases {
         for imp in &impls {
             let mut times: Vec<f64> = Vec::new();
-            let (mut over, mut missed) = (0, 0);
+            let (mut over, mut missed, mut samples) = (0, 0, 0);
             for t in 0..trials {
-                let r = trial(*imp, *case, cap);
-                match r.secs {
-                    Some(s) => times.push(s),
-                    None => over += 1,
+                for r in trial(*imp, *case, cap) {
+                    match r.secs {
+                        Some(s) => times.push(s),
+                        None => over += 1,
+                    }
+                    missed += usize::from(r.missed);
+                    samples += 1;
                 }
-                missed += usize::from(r.missed);
                 eprintln!("{} / {}: trial {} done", case.name(), imp.name(), t + 1);
             }
             times.sort_by(f64::total_cmp);
@@ -339,14 +400,24 @@ fn main() {
             } else {
                 String::new()
             };
+            // Percentiles over all samples, those over the cap counting as
+            // the slowest.
+            let pct = |p: f64| {
+                let rank = ((p * samples as f64).ceil() as usize).max(1);
+                times
+                    .get(rank - 1)
+                    .map_or_else(|| "over".to_string(), |s| format!("{s:.2}"))
+            };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {}{} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {}{} |",
                 case.name(),
                 imp.name(),
-                trials,
+                samples,
                 within,
                 over,
                 missed,
+                pct(0.5),
+                pct(0.99),
                 list.join(", "),
                 over_list
             );

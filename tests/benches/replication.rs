@@ -34,7 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gossamer_proto::tables::v1 as pb;
-use gossamer_tests::{free_ports, Cluster, Flags, Kind, Peer};
+use gossamer_tests::{
+    free_ports, networkdb_peer_binary, sidecar_binary, Cluster, Flags, Kind, Peer,
+};
 use pb::tables_client::TablesClient;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -152,6 +154,9 @@ fn key(i: usize) -> String {
 
 fn run_rust(p: &Params, rt: &tokio::runtime::Runtime) -> Outcome {
     let ports = free_ports(p.nodes);
+    // Built (if it must be) before the clock starts: formation is the
+    // cluster's time, not the compiler's.
+    sidecar_binary();
     let t0 = Instant::now();
     let c = start(Kind::Rust, p.nodes, &ports);
     rt.block_on(async {
@@ -245,6 +250,7 @@ fn run_rust(p: &Params, rt: &tokio::runtime::Runtime) -> Outcome {
 }
 
 fn run_go(p: &Params) -> Outcome {
+    networkdb_peer_binary();
     let t0 = Instant::now();
     let c = start(Kind::GoNetworkDb, p.nodes, &[]);
     let deadline = Instant::now() + Duration::from_secs(300);
