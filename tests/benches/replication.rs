@@ -22,8 +22,9 @@
 //!
 //! Run: `cargo bench -p gossamer-tests --bench replication -- --nodes 16`
 //! (also `--writes 100 --interval-ms 50 --kinds rust,go --timeout-s 60
-//! --settle-s 15 --idle-s 30`; `--sentinel-ttl-ms 0` runs the sidecars
-//! without the cluster sentinel).
+//! --settle-s 15 --idle-s 30 --warmup-s 0`: the idle window starts no
+//! sooner than `--warmup-s` after the first start; `--sentinel-ttl-ms 0`
+//! runs the sidecars without the cluster sentinel).
 //! The sidecar is built in the bench (release) profile. Prints a Markdown
 //! table.
 
@@ -73,6 +74,7 @@ struct Params {
     timeout: Duration,
     settle: Duration,
     idle: Duration,
+    warmup: Duration,
 }
 
 /// What one run measured.
@@ -105,8 +107,13 @@ fn total_sent(peers: &[Peer]) -> Sent<u64> {
     t
 }
 
-/// Idle bytes/s of the whole cluster over `d`.
-fn idle_rate(peers: &[Peer], d: Duration) -> Sent<f64> {
+/// Idle bytes/s of the whole cluster over `d`, from `warmup` after the
+/// first start (`started`) at the earliest: the steady state, not what a
+/// new cluster does once (catch-ups, the first sentinel write).
+fn idle_rate(peers: &[Peer], started: Instant, warmup: Duration, d: Duration) -> Sent<f64> {
+    if let Some(rest) = warmup.checked_sub(started.elapsed()) {
+        std::thread::sleep(rest);
+    }
     let t0 = Instant::now();
     let b0 = total_sent(peers);
     std::thread::sleep(d);
@@ -208,7 +215,7 @@ fn run_rust(p: &Params, rt: &tokio::runtime::Runtime) -> Outcome {
                 }
             });
         }
-        let idle = idle_rate(&c.peers, p.idle);
+        let idle = idle_rate(&c.peers, t0, p.warmup, p.idle);
 
         let b0 = total_sent(&c.peers);
         let w0 = Instant::now();
@@ -270,7 +277,7 @@ fn run_go(p: &Params) -> Outcome {
         }
     }
     let formation = t0.elapsed();
-    let idle = idle_rate(&c.peers, p.idle);
+    let idle = idle_rate(&c.peers, t0, p.warmup, p.idle);
 
     let b0 = total_sent(&c.peers);
     let w0 = Instant::now();
@@ -372,6 +379,7 @@ fn main() {
         timeout: Duration::from_secs(num("--timeout-s", 60)),
         settle: Duration::from_secs(num("--settle-s", 15)),
         idle: Duration::from_secs(num("--idle-s", 30)),
+        warmup: Duration::from_secs(num("--warmup-s", 0)),
     };
     assert!(p.nodes >= 2, "--nodes must be at least 2");
     let kinds = arg("--kinds", "rust,go");
