@@ -229,6 +229,23 @@ fn converged(peers: &[Peer], n: usize) {
     }
 }
 
+/// Whether every peer comes to hold exactly the running peers alive
+/// within `timeout`.
+fn all_hold_exactly(peers: &[Peer], timeout: Duration) -> bool {
+    let t0 = Instant::now();
+    let names: Vec<String> = peers.iter().map(|p| p.name().to_string()).collect();
+    peers.iter().all(|p| {
+        p.wait_for(
+            |v| {
+                let alive = v.alive();
+                alive.len() == names.len() && names.iter().all(|m| alive.contains(&m.as_str()))
+            },
+            timeout.saturating_sub(t0.elapsed()),
+        )
+        .is_ok()
+    })
+}
+
 /// A rolling restart of every peer, one at a time: the new peer (a new
 /// name, as a Deployment's Pod) joins the one restarted last while the old
 /// one leaves gracefully and exits. One sample per step: the time from
@@ -250,17 +267,7 @@ fn rolling_steps(imp: Impl, n: usize, local: bool, cap: Duration) -> Vec<Trial> 
             .expect("join command");
         let _ = old.leave(Duration::from_secs(2));
         let _ = old.shutdown();
-        let names: Vec<String> = peers.iter().map(|p| p.name().to_string()).collect();
-        let ok = peers.iter().all(|p| {
-            p.wait_for(
-                |v| {
-                    let alive = v.alive();
-                    alive.len() == n && names.iter().all(|m| alive.contains(&m.as_str()))
-                },
-                cap.saturating_sub(t0.elapsed()),
-            )
-            .is_ok()
-        });
+        let ok = all_hold_exactly(&peers, cap.saturating_sub(t0.elapsed()));
         steps.push(Trial::timed(ok.then(|| t0.elapsed().as_secs_f64())));
         if let Some(rest) = Duration::from_secs(1).checked_sub(t0.elapsed()) {
             thread::sleep(rest);
@@ -302,17 +309,7 @@ fn trial(imp: Impl, case: Case, cap: Duration) -> Vec<Trial> {
                 let _ = old.shutdown();
                 thread::sleep(Duration::from_secs(1));
             }
-            let names: Vec<String> = peers.iter().map(|p| p.name().to_string()).collect();
-            let ok = peers.iter().all(|p| {
-                p.wait_for(
-                    |v| {
-                        let alive = v.alive();
-                        alive.len() == n && names.iter().all(|m| alive.contains(&m.as_str()))
-                    },
-                    cap.saturating_sub(t0.elapsed()),
-                )
-                .is_ok()
-            });
+            let ok = all_hold_exactly(&peers, cap.saturating_sub(t0.elapsed()));
             Trial::timed(ok.then(|| t0.elapsed().as_secs_f64()))
         }
         Case::Leave { n } => {
